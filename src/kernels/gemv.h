@@ -1,0 +1,22 @@
+// Matrix products of a Linear weight W {rows=out, cols=in} with activations:
+//   y[n x out] = x[n x in] * W^T
+// n == 1 (decode) streams W once through a SIMD dot-product kernel chosen at
+// run time (AVX-512 / AVX2 / scalar); n > 1 (prefill) goes through oneDNN GEMM.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace shrink::kernels {
+
+// y[r] = dot(W[r, :], x) for r in [0, rows). W is dense f32, f16 or bf16.
+void gemv(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols);
+// Scalar reference of the above (tests compare every SIMD path with it).
+void gemv_ref(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols);
+// Which implementation gemv() uses on this CPU: "avx512", "avx2" or "scalar".
+const char* gemv_isa();
+
+// y[n x rows] = x[n x cols] * W^T for any n; W dense f32/f16/bf16.
+void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int64_t rows, int64_t cols);
+
+}  // namespace shrink::kernels

@@ -1,0 +1,16 @@
+// AVX2 row kernels for gemv (compiled with a target attribute; only called
+// when the CPU reports AVX2 and FMA).
+#include <immintrin.h>
+
+#include "core/error.h"
+#include "kernels/gemv.h"
+#include "kernels/gemv_simd.h"
+
+namespace shrink::kernels {
+
+// Placeholder until the SIMD path lands: the scalar reference.
+void gemv_rows_avx2(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
+  gemv_ref(wtype, W, x, y, rows, cols);
+}
+
+}  // namespace shrink::kernels

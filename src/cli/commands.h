@@ -1,0 +1,29 @@
+// The subcommands of the shrink binary, one file each; main.cpp dispatches.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "io/model_file.h"
+
+namespace shrink::cli {
+
+void add_inspect(CLI::App& app);
+void add_run(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_init(CLI::App& app);
+
+// Options every command that reads a model accepts.
+struct ModelArgs {
+  std::string model;
+  std::string tokenizer;
+  int threads = 0;  // 0 = all cores
+};
+void add_model_args(CLI::App* cmd, ModelArgs& a, bool model_positional = true);
+// Applies --threads and loads the model (with tokenizer if `need_tokenizer`).
+ModelFile open_model(const ModelArgs& a, bool need_tokenizer);
+// Progress line on stderr, overwritten in place when stderr is a terminal.
+void progress_line(const std::string& text, bool final = false);
+std::string human_bytes(double bytes);
+
+}  // namespace shrink::cli

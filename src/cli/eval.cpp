@@ -1,0 +1,78 @@
+// shrink eval MODEL --ppl FILE [--ctx N] [--chunks K] [--base OTHER] — perplexity
+// with llama.cpp's protocol, and KL-divergence / top-1 agreement vs a base model.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "eval/perplexity.h"
+
+#include <nlohmann/json.hpp>
+
+namespace shrink::cli {
+
+namespace {
+struct EvalArgs {
+  ModelArgs m;
+  std::string ppl_file, base;
+  eval::PerplexityOptions p;
+  std::string json_out;
+};
+
+void run_eval(const EvalArgs& a) {
+  ModelFile f = open_model(a.m, true);
+  Transformer model(f);
+  std::unique_ptr<ModelFile> bf;
+  std::unique_ptr<Transformer> base;
+  if (!a.base.empty()) {
+    ModelArgs ba = a.m;
+    ba.model = a.base;
+    bf = std::make_unique<ModelFile>(open_model(ba, false));
+    base = std::make_unique<Transformer>(*bf);
+  }
+  const std::string text = read_text_file(a.ppl_file);
+  std::vector<int32_t> tokens = f.tokenizer->encode(text, true);
+  std::fprintf(stderr, "%s: %zu tokens; windows of %d\n", a.ppl_file.c_str(), tokens.size(), a.p.n_ctx);
+  eval::PerplexityOptions opt = a.p;
+  opt.bos_id = f.tokenizer->bos_id() >= 0 ? f.tokenizer->bos_id() : tokens.front();
+  auto res = eval::perplexity(model, tokens, opt, base.get(), [](int done, int total, double ppl) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "eval: window %d/%d, running PPL %.4f", done, total, ppl);
+    progress_line(buf, done == total);
+  });
+  std::printf("PPL = %.4f +/- %.5f  (%lld tokens scored in %d windows of %d, %s, %.1f s)\n", res.ppl, res.ppl_err,
+              (long long)res.scored, res.chunks, opt.n_ctx, opt.all_positions ? "all positions" : "second half",
+              res.seconds);
+  if (res.has_base)
+    std::printf("base PPL = %.4f; KLD(base||model) = %.6f +/- %.6f; top-1 agreement = %.2f%%\n", res.base_ppl, res.kld,
+                res.kld_err, 100.0 * res.top1);
+  if (!a.json_out.empty()) {
+    nlohmann::json j = {{"model", a.m.model}, {"text", a.ppl_file}, {"ctx", opt.n_ctx}, {"chunks", res.chunks},
+                        {"all_positions", opt.all_positions}, {"tokens_scored", res.scored}, {"ppl", res.ppl},
+                        {"ppl_err", res.ppl_err}, {"seconds", res.seconds}};
+    if (res.has_base) {
+      j["base"] = a.base;
+      j["base_ppl"] = res.base_ppl;
+      j["kld"] = res.kld;
+      j["kld_err"] = res.kld_err;
+      j["top1_agreement"] = res.top1;
+    }
+    write_text_file(a.json_out, j.dump(2) + "\n");
+  }
+}
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Perplexity (llama.cpp protocol), KL-divergence and top-1 agreement vs a base");
+  add_model_args(cmd, a->m);
+  cmd->add_option("--ppl", a->ppl_file, "Text file to score (e.g. wiki.test.raw)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-c,--ctx", a->p.n_ctx, "Window (context) length in tokens")->capture_default_str()->check(CLI::Range(4, 1 << 20));
+  cmd->add_option("--chunks", a->p.chunks, "Score only the first K windows (-1 = all)")->capture_default_str();
+  cmd->add_option("--base", a->base, "Base model for KL-divergence and top-1 agreement");
+  cmd->add_flag("--all-positions", a->p.all_positions, "Score every position, not only the second half of each window");
+  cmd->add_option("--json", a->json_out, "Also write the results as JSON to this file");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,133 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace shrink::kernels {
+
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t dim, float eps) {
+#pragma omp parallel for if (n > 4)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * dim;
+    float* oi = out + i * dim;
+    double ss = 0;
+    for (int64_t j = 0; j < dim; ++j) ss += double(xi[j]) * xi[j];
+    const float inv = 1.0f / std::sqrt(float(ss / dim) + eps);
+    for (int64_t j = 0; j < dim; ++j) oi[j] = xi[j] * inv * w[j];
+  }
+}
+
+void layernorm(const float* x, const float* w, const float* b, float* out, int64_t n, int64_t dim, float eps) {
+#pragma omp parallel for if (n > 4)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * dim;
+    float* oi = out + i * dim;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < dim; ++j) mean += xi[j];
+    mean /= dim;
+    for (int64_t j = 0; j < dim; ++j) var += (xi[j] - mean) * (xi[j] - mean);
+    const float inv = 1.0f / std::sqrt(float(var / dim) + eps);
+    for (int64_t j = 0; j < dim; ++j) oi[j] = float(xi[j] - mean) * inv * w[j] + (b ? b[j] : 0.0f);
+  }
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions, float theta,
+          float scale, bool interleaved) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv_freq(half);
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(theta, -2.0f * i / head_dim);
+#pragma omp parallel for if (n_tokens > 4)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float pos = positions[t] / scale;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = pos * inv_freq[i];
+      const float c = std::cos(a), s = std::sin(a);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * head_dim;
+        const int64_t i0 = interleaved ? 2 * i : i;
+        const int64_t i1 = interleaved ? 2 * i + 1 : i + half;
+        const float x0 = v[i0], x1 = v[i1];
+        v[i0] = x0 * c - x1 * s;
+        v[i1] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const float k = std::sqrt(2.0f / float(M_PI));
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void add_bias(float* y, const float* b, int64_t n, int64_t dim) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < dim; ++j) y[i * dim + j] += b[j];
+}
+
+void add(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void softmax(float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+double log_softmax_at(const float* x, int64_t n, int64_t target) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
+  return double(x[target]) - mx - std::log(sum);
+}
+
+void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens, int64_t pos0,
+               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t kv_stride = n_kv_heads * head_dim;
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  const int64_t len_max = pos0 + n_tokens;
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(len_max));
+#pragma omp for collapse(2) schedule(dynamic, 4)
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const int64_t len = pos0 + t + 1;  // causal: attend to positions 0 .. pos0+t
+        const float* qh = q + (t * n_heads + h) * head_dim;
+        const int64_t g = h / group;
+        for (int64_t j = 0; j < len; ++j) {
+          const float* kj = k + j * kv_stride + g * head_dim;
+          float s = 0;
+          for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
+          scores[j] = s * scale;
+        }
+        softmax(scores.data(), len);
+        float* oh = out + (t * n_heads + h) * head_dim;
+        std::fill(oh, oh + head_dim, 0.0f);
+        for (int64_t j = 0; j < len; ++j) {
+          const float* vj = v + j * kv_stride + g * head_dim;
+          const float p = scores[j];
+          for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace shrink::kernels

@@ -1,0 +1,72 @@
+// Linear: the unit of compression (DESIGN.md §2). A Linear owns its weight in
+// one representation (a WeightRepr: dense f32/f16/bf16 today; block-quantized,
+// group-quantized, sparse and low-rank ones arrive with the compression
+// issues) plus an optional f32 bias, and computes y = x * W^T + b. The model
+// forward only ever calls forward(); it never sees the representation.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace shrink {
+
+// How a weight is stored and multiplied. W is logically {out, in}.
+class WeightRepr {
+ public:
+  virtual ~WeightRepr() = default;
+  virtual int64_t out_features() const = 0;
+  virtual int64_t in_features() const = 0;
+  // y[n x out] = x[n x in] * W^T
+  virtual void matmul(const float* x, float* y, int64_t n) const = 0;
+  virtual int64_t bytes() const = 0;        // storage the forward reads
+  virtual std::string kind() const = 0;     // "f32", "bf16", "q4_0", "2:4 f32", ...
+  virtual Tensor to_dense_f32() const = 0;  // for methods that need the plain matrix
+};
+
+// A dense matrix of dtype F32, F16 or BF16 (may point into an mmap'd file).
+class DenseWeight : public WeightRepr {
+ public:
+  explicit DenseWeight(Tensor w);
+  int64_t out_features() const override { return w_.dim(0); }
+  int64_t in_features() const override { return w_.dim(1); }
+  void matmul(const float* x, float* y, int64_t n) const override;
+  int64_t bytes() const override { return w_.nbytes(); }
+  std::string kind() const override;
+  Tensor to_dense_f32() const override { return w_.to(DType::F32); }
+  const Tensor& tensor() const { return w_; }
+
+ private:
+  Tensor w_;
+};
+
+class Linear {
+ public:
+  Linear() = default;
+  Linear(std::string name, std::shared_ptr<WeightRepr> weight, Tensor bias = {});
+  // Dense weight from a tensor {out, in}; the bias (if any) is converted to f32.
+  static Linear dense(std::string name, Tensor weight, const Tensor* bias = nullptr);
+
+  void forward(const float* x, float* y, int64_t n) const;
+  int64_t in_features() const { return weight_->in_features(); }
+  int64_t out_features() const { return weight_->out_features(); }
+  int64_t bytes() const { return weight_->bytes() + bias_.nbytes() * !bias_.empty(); }
+  const std::string& name() const { return name_; }
+  const WeightRepr& weight() const { return *weight_; }
+  const Tensor& bias() const { return bias_; }
+  void set_weight(std::shared_ptr<WeightRepr> w) { weight_ = std::move(w); }
+  bool valid() const { return weight_ != nullptr; }
+
+ private:
+  std::string name_;
+  std::shared_ptr<WeightRepr> weight_;
+  Tensor bias_;  // f32 {out} or empty
+};
+
+// Called with the input of every Linear the forward runs (calibration:
+// Hessians, activation statistics). Null = no hook.
+using LinearInputHook = std::function<void(const Linear&, const float* x, int64_t n)>;
+
+}  // namespace shrink

@@ -1,0 +1,195 @@
+#include "model/transformer.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+
+namespace shrink {
+
+namespace {
+Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
+  const Tensor* t = m.find(name);
+  if (!t) return {};
+  return t->dtype == DType::F32 ? *t : t->to(DType::F32);
+}
+}  // namespace
+
+Transformer::Transformer(const ModelFile& m) : cfg_(m.config) {
+  const bool gpt2 = cfg_.arch == Arch::GPT2;
+  tok_embd_ = m.get("token_embd.weight");
+  SHRINK_CHECK(tok_embd_.dtype == DType::F32 || tok_embd_.dtype == DType::F16 || tok_embd_.dtype == DType::BF16,
+               m.path, ": token embedding type ", dtype_name(tok_embd_.dtype), " is not supported");
+  if (gpt2) pos_embd_ = f32_or_empty(m, "position_embd.weight");
+  out_norm_ = f32_or_empty(m, "output_norm.weight");
+  out_norm_b_ = f32_or_empty(m, "output_norm.bias");
+  output_ = Linear::dense("output", cfg_.tied_embeddings ? tok_embd_ : m.get("output.weight"));
+  blocks_.resize(cfg_.n_layers);
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Block& b = blocks_[l];
+    auto lin = [&](const std::string& n) { return Linear::dense(p + n, m.get(p + n + ".weight"), m.find(p + n + ".bias")); };
+    b.attn_norm = f32_or_empty(m, p + "attn_norm.weight");
+    b.attn_norm_b = f32_or_empty(m, p + "attn_norm.bias");
+    b.ffn_norm = f32_or_empty(m, p + "ffn_norm.weight");
+    b.ffn_norm_b = f32_or_empty(m, p + "ffn_norm.bias");
+    if (gpt2) {
+      b.wqkv = lin("attn_qkv");
+    } else {
+      b.wq = lin("attn_q");
+      b.wk = lin("attn_k");
+      b.wv = lin("attn_v");
+      b.w_gate = lin("ffn_gate");
+    }
+    b.wo = lin("attn_output");
+    b.w_up = lin("ffn_up");
+    b.w_down = lin("ffn_down");
+  }
+}
+
+KVCache Transformer::new_cache(int max_len) const {
+  KVCache c;
+  c.n_layers = cfg_.n_layers;
+  c.max_len = max_len;
+  c.kv_dim = cfg_.kv_dim();
+  c.k.assign(size_t(c.n_layers) * max_len * c.kv_dim, 0.0f);
+  c.v.assign(size_t(c.n_layers) * max_len * c.kv_dim, 0.0f);
+  return c;
+}
+
+std::vector<Linear*> Transformer::linears() {
+  std::vector<Linear*> out;
+  for (auto& b : blocks_)
+    for (Linear* l : {&b.wq, &b.wk, &b.wv, &b.wqkv, &b.wo, &b.w_gate, &b.w_up, &b.w_down})
+      if (l->valid()) out.push_back(l);
+  out.push_back(&output_);
+  return out;
+}
+
+int64_t Transformer::weight_bytes() const {
+  int64_t bytes = tok_embd_.nbytes() + pos_embd_.nbytes() * !pos_embd_.empty();
+  auto self = const_cast<Transformer*>(this);
+  for (Linear* l : self->linears())
+    if (!(cfg_.tied_embeddings && l == &self->output_)) bytes += l->bytes();
+  return bytes;
+}
+
+int64_t Transformer::decode_bytes() const {
+  int64_t bytes = tok_embd_.nbytes() / cfg_.vocab_size;
+  for (Linear* l : const_cast<Transformer*>(this)->linears()) bytes += l->bytes();
+  return bytes;
+}
+
+void Transformer::reserve(int n) {
+  if (n <= cap_) return;
+  cap_ = n;
+  const size_t d = cfg_.dim, q = cfg_.q_dim(), kv = cfg_.kv_dim(), h = cfg_.hidden_dim;
+  x_.resize(n * d);
+  xn_.resize(n * d);
+  q_.resize(n * q);
+  k_.resize(n * kv);
+  v_.resize(n * kv);
+  att_.resize(n * q);
+  h1_.resize(n * h);
+  h2_.resize(n * h);
+  qkv_.resize(n * (q + 2 * kv));
+}
+
+void Transformer::run(const Linear& l, const float* x, float* y, int n) {
+  if (hook) hook(l, x, n);
+  l.forward(x, y, n);
+}
+
+void Transformer::norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const {
+  if (cfg_.arch == Arch::GPT2)
+    kernels::layernorm(x, w.f32(), bias.empty() ? nullptr : bias.f32(), out, n, cfg_.dim, cfg_.norm_eps);
+  else
+    kernels::rmsnorm(x, w.f32(), out, n, cfg_.dim, cfg_.norm_eps);
+}
+
+void Transformer::embed(const int32_t* tokens, int n, int pos0, float* x) const {
+  const int64_t d = cfg_.dim;
+  for (int t = 0; t < n; ++t) {
+    SHRINK_CHECK(tokens[t] >= 0 && tokens[t] < cfg_.vocab_size, "token id ", tokens[t], " is outside the vocabulary (",
+                 cfg_.vocab_size, ")");
+    const char* row = static_cast<const char*>(tok_embd_.data) + tokens[t] * dtype_bytes(tok_embd_.dtype, d);
+    convert_to_f32(tok_embd_.dtype, row, x + t * d, d);
+    if (!pos_embd_.empty()) {
+      SHRINK_CHECK(pos0 + t < pos_embd_.dim(0), "position ", pos0 + t, " exceeds the model's ", pos_embd_.dim(0),
+                   " learned positions");
+      kernels::add(x + t * d, pos_embd_.f32() + (pos0 + t) * d, d);
+    }
+  }
+}
+
+void Transformer::attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos) {
+  const int pos0 = cache.len;
+  run(b.wq, xn_.data(), q_.data(), n);
+  run(b.wk, xn_.data(), k_.data(), n);
+  run(b.wv, xn_.data(), v_.data(), n);
+  const bool inter = cfg_.rope_style == RopeStyle::Interleaved;
+  kernels::rope(q_.data(), n, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
+  kernels::rope(k_.data(), n, cfg_.n_kv_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
+  std::memcpy(cache.k_at(layer, pos0), k_.data(), sizeof(float) * n * cfg_.kv_dim());
+  std::memcpy(cache.v_at(layer, pos0), v_.data(), sizeof(float) * n * cfg_.kv_dim());
+  kernels::attention(q_.data(), cache.k_at(layer, 0), cache.v_at(layer, 0), att_.data(), n, pos0, cfg_.n_heads,
+                     cfg_.n_kv_heads, cfg_.head_dim);
+}
+
+void Transformer::attention_gpt2(Block& b, int layer, int n, KVCache& cache) {
+  const int pos0 = cache.len;
+  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), row = qd + 2 * kvd;
+  run(b.wqkv, xn_.data(), qkv_.data(), n);
+  for (int t = 0; t < n; ++t) {
+    const float* r = qkv_.data() + t * row;
+    std::memcpy(q_.data() + t * qd, r, sizeof(float) * qd);
+    std::memcpy(cache.k_at(layer, pos0 + t), r + qd, sizeof(float) * kvd);
+    std::memcpy(cache.v_at(layer, pos0 + t), r + qd + kvd, sizeof(float) * kvd);
+  }
+  kernels::attention(q_.data(), cache.k_at(layer, 0), cache.v_at(layer, 0), att_.data(), n, pos0, cfg_.n_heads,
+                     cfg_.n_kv_heads, cfg_.head_dim);
+}
+
+void Transformer::ffn(Block& b, int n) {
+  const int64_t h = cfg_.hidden_dim;
+  if (cfg_.arch == Arch::GPT2) {
+    run(b.w_up, xn_.data(), h1_.data(), n);
+    kernels::gelu_tanh(h1_.data(), n * h);
+  } else {
+    run(b.w_gate, xn_.data(), h1_.data(), n);
+    run(b.w_up, xn_.data(), h2_.data(), n);
+    kernels::silu_mul(h1_.data(), h2_.data(), n * h);
+  }
+  run(b.w_down, h1_.data(), xn_.data(), n);
+}
+
+void Transformer::forward(const int32_t* tokens, int n, KVCache& cache, float* logits, bool all_logits) {
+  SHRINK_CHECK(n > 0, "forward of zero tokens");
+  SHRINK_CHECK(cache.len + n <= cache.max_len, "context overflow: ", cache.len, " + ", n, " tokens exceed the cache of ",
+               cache.max_len);
+  reserve(n);
+  const int64_t d = cfg_.dim;
+  std::vector<int32_t> pos(n);
+  for (int t = 0; t < n; ++t) pos[t] = cache.len + t;
+  embed(tokens, n, cache.len, x_.data());
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    Block& b = blocks_[l];
+    norm(b.attn_norm, b.attn_norm_b, x_.data(), xn_.data(), n);
+    if (cfg_.arch == Arch::GPT2)
+      attention_gpt2(b, l, n, cache);
+    else
+      attention_llama(b, l, n, cache, pos.data());
+    run(b.wo, att_.data(), xn_.data(), n);
+    kernels::add(x_.data(), xn_.data(), n * d);
+    norm(b.ffn_norm, b.ffn_norm_b, x_.data(), xn_.data(), n);
+    ffn(b, n);
+    kernels::add(x_.data(), xn_.data(), n * d);
+  }
+  cache.len += n;
+  const int first = all_logits ? 0 : n - 1;
+  const int rows = n - first;
+  norm(out_norm_, out_norm_b_, x_.data() + first * d, xn_.data(), rows);
+  run(output_, xn_.data(), logits, rows);
+}
+
+}  // namespace shrink

@@ -1,0 +1,69 @@
+// Transformer: one forward for the Llama family (RMSNorm, RoPE, GQA, SwiGLU,
+// optional q/k/v bias) and one for GPT-2 (LayerNorm, learned positions, GELU,
+// biases), over Linear layers. The same forward serves generation, perplexity,
+// calibration (through the Linear input hook) and, later, training.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "io/model_file.h"
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace shrink {
+
+// Keys and values of every layer for positions 0 .. len-1.
+struct KVCache {
+  int n_layers = 0, max_len = 0, kv_dim = 0;
+  int len = 0;  // positions filled
+  std::vector<float> k, v;  // [layer][pos][kv_dim]
+  float* k_at(int layer, int pos) { return k.data() + (int64_t(layer) * max_len + pos) * kv_dim; }
+  float* v_at(int layer, int pos) { return v.data() + (int64_t(layer) * max_len + pos) * kv_dim; }
+  int64_t bytes() const { return int64_t(k.size() + v.size()) * 4; }
+  void clear() { len = 0; }
+};
+
+struct Block {
+  Tensor attn_norm, attn_norm_b, ffn_norm, ffn_norm_b;  // f32 (biases: GPT-2 only)
+  Linear wq, wk, wv;   // llama
+  Linear wqkv;         // gpt2: fused {q;k;v}
+  Linear wo, w_gate, w_up, w_down;
+};
+
+class Transformer {
+ public:
+  // Builds the model over the file's tensors (large weights are shared, not copied).
+  explicit Transformer(const ModelFile& m);
+
+  const ModelConfig& config() const { return cfg_; }
+  KVCache new_cache(int max_len) const;
+  // Runs tokens[0..n) at positions cache.len .. cache.len+n-1 and appends
+  // their keys/values. Writes logits [n x vocab] if all_logits, else the last
+  // token's [vocab].
+  void forward(const int32_t* tokens, int n, KVCache& cache, float* logits, bool all_logits);
+
+  std::vector<Linear*> linears();  // every Linear, in forward order (output head last)
+  Block& block(int i) { return blocks_[i]; }
+  int64_t weight_bytes() const;      // all parameters as stored
+  int64_t decode_bytes() const;      // bytes one decoded token streams (linears + one embedding row)
+  LinearInputHook hook;              // optional: sees every Linear's input
+
+ private:
+  void embed(const int32_t* tokens, int n, int pos0, float* x) const;
+  void attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos);
+  void attention_gpt2(Block& b, int layer, int n, KVCache& cache);
+  void ffn(Block& b, int n);
+  void norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const;
+  void run(const Linear& l, const float* x, float* y, int n);
+  void reserve(int n);
+
+  ModelConfig cfg_;
+  Tensor tok_embd_, pos_embd_, out_norm_, out_norm_b_;
+  Linear output_;
+  std::vector<Block> blocks_;
+  // Scratch, sized for the largest n seen.
+  int cap_ = 0;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, h1_, h2_, qkv_;
+};
+
+}  // namespace shrink

@@ -1,9 +1,66 @@
-// shrink bench MODEL — placeholder until the bench command lands.
+// shrink bench MODEL [-p 128] [-n 64] [-t 1,2] [-r 5] [--json] — prefill and decode
+// speed, time to first token, peak memory, and decode bandwidth use.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
-#include "core/error.h"
+#include "core/cpu.h"
+#include "eval/bench.h"
+#include "kernels/gemv.h"
+
 namespace shrink::cli {
-void add_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Prefill/decode speed, latency, peak memory");
-  cmd->callback([] { fail("bench is not implemented yet"); });
+
+namespace {
+struct BenchArgs {
+  ModelArgs m;
+  eval::BenchOptions o;
+  bool json = false;
+};
+
+void print_table(const ModelFile& f, const eval::BenchResult& r, const eval::BenchOptions& o) {
+  std::printf("model: %s (%s)\n", f.path.c_str(), f.config.summary().c_str());
+  std::printf("weights %s; decode streams %s/token; cpu %s (gemv %s)\n", human_bytes(double(r.weight_bytes)).c_str(),
+              human_bytes(double(r.decode_bytes)).c_str(), cpu_features_str().c_str(), kernels::gemv_isa());
+  std::printf("| threads | pp%d tok/s | tg%d tok/s | TTFT ms | decode GB/s | bandwidth GB/s | of bound |\n", o.n_prompt,
+              o.n_gen);
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& row : r.rows)
+    std::printf("| %d | %.1f ± %.1f | %.2f ± %.2f | %.1f | %.2f | %.2f | %.0f%% |\n", row.threads, row.pp_tps, row.pp_sd,
+                row.tg_tps, row.tg_sd, row.ttft_ms, row.decode_bytes_per_s / 1e9, row.bandwidth / 1e9,
+                100 * row.bw_fraction);
+  std::printf("peak RSS %s\n", human_bytes(double(r.peak_rss)).c_str());
 }
+
+void run_bench(const BenchArgs& a) {
+  ModelFile f = open_model(a.m, false);
+  Transformer model(f);
+  const eval::BenchResult r = eval::bench(model, a.o);
+  if (!a.json) return print_table(f, r, a.o);
+  nlohmann::json j = {{"model", f.path}, {"config", f.config.summary()}, {"n_prompt", a.o.n_prompt},
+                      {"n_gen", a.o.n_gen}, {"reps", a.o.reps}, {"weight_bytes", r.weight_bytes},
+                      {"decode_bytes_per_token", r.decode_bytes}, {"peak_rss", r.peak_rss},
+                      {"cpu", cpu_features_str()}, {"gemv_isa", kernels::gemv_isa()}};
+  for (const auto& row : r.rows)
+    j["runs"].push_back({{"threads", row.threads}, {"pp_tps", row.pp_tps}, {"pp_sd", row.pp_sd},
+                         {"tg_tps", row.tg_tps}, {"tg_sd", row.tg_sd}, {"ttft_ms", row.ttft_ms},
+                         {"bandwidth", row.bandwidth}, {"decode_bytes_per_s", row.decode_bytes_per_s},
+                         {"bw_fraction", row.bw_fraction}});
+  std::printf("%s\n", j.dump(2).c_str());
+}
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Prefill/decode tokens/s, time to first token, peak memory, bandwidth use");
+  cmd->add_option("model", a->m.model, "Model: HF directory, .gguf file, or llama2.c .bin")->required();
+  cmd->add_option("-p,--n-prompt", a->o.n_prompt, "Prompt tokens to prefill")->capture_default_str();
+  cmd->add_option("-n,--n-gen", a->o.n_gen, "Tokens to decode")->capture_default_str();
+  cmd->add_option("-r,--reps", a->o.reps, "Repetitions (after one warm-up)")->capture_default_str();
+  cmd->add_option("-t,--threads", a->o.threads, "Thread counts to run, e.g. 1,2")->delimiter(',')->capture_default_str();
+  cmd->add_flag("!--no-bandwidth", a->o.measure_bandwidth, "Skip measuring memory bandwidth (saves ~2 s per thread count)");
+  cmd->add_flag("--json", a->json, "Print JSON instead of a table");
+  cmd->callback([a] { run_bench(*a); });
+}
+
 }  // namespace shrink::cli

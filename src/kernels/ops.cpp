@@ -102,7 +102,9 @@ void attention(const float* q, const float* k, const float* v, float* out, int64
   const int64_t kv_stride = n_kv_heads * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
   const int64_t len_max = pos0 + n_tokens;
-#pragma omp parallel
+  // Threads only pay off when there is real work (decode of a tiny model has none).
+  const bool parallel = n_tokens * n_heads * len_max * head_dim > (1 << 16);
+#pragma omp parallel if (parallel)
   {
     std::vector<float> scores(static_cast<size_t>(len_max));
 #pragma omp for collapse(2) schedule(dynamic, 4)

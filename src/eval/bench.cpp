@@ -1,0 +1,78 @@
+#include "eval/bench.h"
+
+#include <cmath>
+#include <random>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "kernels/bandwidth.h"
+
+namespace shrink::eval {
+
+namespace {
+void mean_sd(const std::vector<double>& v, double& mean, double& sd) {
+  mean = 0;
+  for (double x : v) mean += x;
+  mean /= v.size();
+  double ss = 0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  sd = v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0;
+}
+
+BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads, const std::vector<int32_t>& prompt) {
+  set_num_threads(threads);
+  BenchRow row;
+  row.threads = threads;
+  const int vocab = model.config().vocab_size;
+  KVCache cache = model.new_cache(opt.n_prompt + opt.n_gen + 1);
+  std::vector<float> logits(vocab);
+  std::vector<double> pp, tg, ttft;
+  for (int r = -1; r < opt.reps; ++r) {  // r = -1 is a warm-up
+    cache.clear();
+    const double t0 = now_seconds();
+    model.forward(prompt.data(), opt.n_prompt, cache, logits.data(), false);
+    const double t1 = now_seconds();
+    int32_t tok = prompt.back();
+    double t_first = 0;
+    for (int i = 0; i < opt.n_gen; ++i) {
+      tok = (tok * 7 + 13) % vocab;  // tokens do not matter for speed; avoid argmax cost
+      model.forward(&tok, 1, cache, logits.data(), false);
+      if (i == 0) t_first = now_seconds();
+    }
+    const double t2 = now_seconds();
+    if (r < 0) continue;
+    pp.push_back(opt.n_prompt / (t1 - t0));
+    tg.push_back(opt.n_gen / (t2 - t1));
+    ttft.push_back((t_first - t0) * 1e3);
+  }
+  mean_sd(pp, row.pp_tps, row.pp_sd);
+  mean_sd(tg, row.tg_tps, row.tg_sd);
+  double sd;
+  mean_sd(ttft, row.ttft_ms, sd);
+  // Each decoded token streams every weight once plus the KV cache so far
+  // (on average half of the generated context, plus the prompt).
+  const double kv_bytes = 2.0 * 4 * model.config().n_layers * model.config().kv_dim() * (opt.n_prompt + opt.n_gen / 2.0);
+  row.decode_bytes_per_s = row.tg_tps * (double(model.decode_bytes()) + kv_bytes);
+  return row;
+}
+}  // namespace
+
+BenchResult bench(Transformer& model, const BenchOptions& opt) {
+  SHRINK_CHECK(opt.n_prompt > 0 && opt.n_gen > 0 && opt.reps > 0, "bench needs -p, -n and -r > 0");
+  BenchResult res;
+  res.weight_bytes = model.weight_bytes();
+  res.decode_bytes = model.decode_bytes();
+  std::mt19937 rng(1234);
+  std::vector<int32_t> prompt(opt.n_prompt);
+  for (auto& t : prompt) t = int32_t(rng() % model.config().vocab_size);
+  for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, prompt));
+  res.peak_rss = peak_rss_bytes();  // before the bandwidth probe's 1 GiB buffer
+  if (opt.measure_bandwidth)
+    for (auto& row : res.rows) {
+      row.bandwidth = kernels::measure_read_bandwidth(row.threads);
+      row.bw_fraction = row.decode_bytes_per_s / row.bandwidth;
+    }
+  return res;
+}
+
+}  // namespace shrink::eval

@@ -1,0 +1,40 @@
+// Speed measurement of a model: prefill and decode tokens/s (mean ± sd over
+// repetitions), time to first token, peak RSS, weight bytes, and decode
+// bytes/s as a fraction of the machine's measured read bandwidth — the bound
+// for memory-bound decode.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace shrink::eval {
+
+struct BenchOptions {
+  int n_prompt = 128;  // prefill tokens
+  int n_gen = 64;      // decoded tokens
+  int reps = 5;
+  std::vector<int> threads = {1, 2};
+  bool measure_bandwidth = true;
+};
+
+struct BenchRow {
+  int threads = 0;
+  double pp_tps = 0, pp_sd = 0;  // prefill tokens/s
+  double tg_tps = 0, tg_sd = 0;  // decode tokens/s
+  double ttft_ms = 0;            // prefill of n_prompt tokens + first decode step
+  double bandwidth = 0;          // measured read bytes/s (0 if not measured)
+  double decode_bytes_per_s = 0; // weight (+KV) bytes streamed per second while decoding
+  double bw_fraction = 0;        // decode_bytes_per_s / bandwidth
+};
+
+struct BenchResult {
+  std::vector<BenchRow> rows;
+  int64_t weight_bytes = 0, decode_bytes = 0;
+  uint64_t peak_rss = 0;
+};
+
+BenchResult bench(Transformer& model, const BenchOptions& opt);
+
+}  // namespace shrink::eval

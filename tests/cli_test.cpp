@@ -1,0 +1,118 @@
+// The shrink binary on bad input: a one-line error naming the file and the
+// problem, a non-zero exit, never a crash. Also `init` + `eval`/`bench` on a
+// random model, which needs no ../shared.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+
+namespace shrink {
+namespace {
+
+struct Result {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(SHRINK_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A one-line "shrink: error: ..." that names `needle`, with exit code 1.
+void expect_clean_error(const Result& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.out.rfind("shrink: error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
+}
+
+TEST(Cli, MissingFile) { expect_clean_error(run("inspect /nonexistent/model.bin"), "/nonexistent/model.bin"); }
+
+TEST(Cli, TruncatedLlama2cAtManyPoints) {
+  SHRINK_REQUIRE_ASSET(src, "models/stories260K/stories260K.bin");
+  const std::string dir = test::temp_dir("cli_trunc");
+  std::ifstream in(src, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  for (size_t cut : {size_t(0), size_t(3), size_t(27), size_t(28), size_t(1000), bytes.size() / 2, bytes.size() - 4}) {
+    const std::string p = dir + "/m" + std::to_string(cut) + ".bin";
+    write_bytes(p, bytes.substr(0, cut));
+    expect_clean_error(run("inspect " + p), p);
+  }
+}
+
+TEST(Cli, GarbageHeaderIsRejected) {
+  const std::string dir = test::temp_dir("cli_garbage");
+  std::string h(28, '\0');
+  const int32_t vals[7] = {64, 172, 5, 8, 3, 512, 512};  // 8 heads not a multiple of 3 KV heads
+  std::memcpy(h.data(), vals, 28);
+  write_bytes(dir + "/a.bin", h + std::string(4096, '\0'));
+  expect_clean_error(run("inspect " + dir + "/a.bin"), "KV heads");
+  const int32_t huge[7] = {1 << 30, 1 << 30, 1 << 20, 8, 8, 512, 512};
+  std::memcpy(h.data(), huge, 28);
+  write_bytes(dir + "/b.bin", h);
+  expect_clean_error(run("inspect " + dir + "/b.bin"), dir + "/b.bin");
+}
+
+TEST(Cli, NanWeightsAreRejected) {
+  SHRINK_REQUIRE_ASSET(src, "models/stories260K/stories260K.bin");
+  const std::string dir = test::temp_dir("cli_nan");
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const float nan = std::nanf("");
+  std::memcpy(bytes.data() + 28 + 4 * 100, &nan, 4);
+  write_bytes(dir + "/stories260K.bin", bytes);
+  expect_clean_error(run("inspect " + dir + "/stories260K.bin"), "NaN");
+}
+
+TEST(Cli, MissingTokenizerIsExplained) {
+  SHRINK_REQUIRE_ASSET(src, "models/stories260K/stories260K.bin");
+  const std::string dir = test::temp_dir("cli_notok");
+  std::filesystem::copy_file(src, dir + "/m.bin");
+  expect_clean_error(run("run " + dir + "/m.bin -n 2"), "--tokenizer");
+  const Result ok = run("run " + dir + "/m.bin -n 2 --no-stats --tokenizer " +
+                        test::asset("models/stories260K/tok512.bin"));
+  EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
+TEST(Cli, InitEvalBenchOnRandomModel) {
+  const std::string dir = test::temp_dir("cli_init");
+  const Result init = run("init --preset tiny -o " + dir + "/tiny.gguf");
+  ASSERT_EQ(init.code, 0) << init.out;
+  const Result eval = run("eval " + dir + "/tiny.gguf --ppl " + std::string(SHRINK_SOURCE_DIR) + "/data/demo.txt --ctx 64");
+  EXPECT_EQ(eval.code, 0) << eval.out;
+  EXPECT_NE(eval.out.find("PPL = "), std::string::npos) << eval.out;
+  const Result bench = run("bench " + dir + "/tiny.gguf -p 8 -n 4 -r 1 -t 1 --no-bandwidth");
+  EXPECT_EQ(bench.code, 0) << bench.out;
+  EXPECT_NE(bench.out.find("tok/s"), std::string::npos) << bench.out;
+}
+
+TEST(Cli, HelpExplainsCommands) {
+  const Result r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* c : {"inspect", "run", "eval", "bench", "init"}) EXPECT_NE(r.out.find(c), std::string::npos) << c;
+}
+
+}  // namespace
+}  // namespace shrink

@@ -1,5 +1,7 @@
 #include "kernels/ops.h"
 
+#include <dnnl.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -96,39 +98,72 @@ double log_softmax_at(const float* x, int64_t n, int64_t target) {
   return double(x[target]) - mx - std::log(sum);
 }
 
+namespace {
+
+// One query row against keys 0..len-1: scores, softmax, weighted sum of values.
+void attend_row(const float* qh, const float* k, const float* v, float* oh, float* scores, int64_t len,
+                int64_t kv_stride, int64_t head_dim, float scale) {
+  for (int64_t j = 0; j < len; ++j) {
+    const float* kj = k + j * kv_stride;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
+    scores[j] = s * scale;
+  }
+  softmax(scores, len);
+  std::fill(oh, oh + head_dim, 0.0f);
+  for (int64_t j = 0; j < len; ++j) {
+    const float* vj = v + j * kv_stride;
+    const float p = scores[j];
+#pragma omp simd
+    for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
+  }
+}
+
+// Prefill: per head, S = Q K^T and O = P V as two GEMMs (the causal mask is
+// applied by limiting each row's softmax to its own prefix).
+void attend_head_gemm(const float* q, const float* k, const float* v, float* out, float* S, int64_t n_tokens,
+                      int64_t pos0, int64_t q_stride, int64_t kv_stride, int64_t head_dim, float scale) {
+  const int64_t L = pos0 + n_tokens;
+  dnnl_sgemm('N', 'T', n_tokens, L, head_dim, scale, q, q_stride, k, kv_stride, 0.0f, S, L);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* row = S + t * L;
+    const int64_t len = pos0 + t + 1;
+    softmax(row, len);
+    std::fill(row + len, row + L, 0.0f);
+  }
+  dnnl_sgemm('N', 'N', n_tokens, head_dim, L, 1.0f, S, L, v, kv_stride, 0.0f, out, q_stride);
+}
+
+}  // namespace
+
 void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
   const int64_t group = n_heads / n_kv_heads;
-  const int64_t kv_stride = n_kv_heads * head_dim;
+  const int64_t kv_stride = n_kv_heads * head_dim, q_stride = n_heads * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
-  const int64_t len_max = pos0 + n_tokens;
+  const int64_t L = pos0 + n_tokens;
   // Threads only pay off when there is real work (decode of a tiny model has none).
-  const bool parallel = n_tokens * n_heads * len_max * head_dim > (1 << 16);
+  const bool parallel = n_tokens * n_heads * L * head_dim > (1 << 16);
+  if (n_tokens >= 8) {
+#pragma omp parallel if (parallel)
+    {
+      std::vector<float> S(static_cast<size_t>(n_tokens * L));
+#pragma omp for schedule(static)
+      for (int64_t h = 0; h < n_heads; ++h)
+        attend_head_gemm(q + h * head_dim, k + (h / group) * head_dim, v + (h / group) * head_dim, out + h * head_dim,
+                         S.data(), n_tokens, pos0, q_stride, kv_stride, head_dim, scale);
+    }
+    return;
+  }
 #pragma omp parallel if (parallel)
   {
-    std::vector<float> scores(static_cast<size_t>(len_max));
-#pragma omp for collapse(2) schedule(dynamic, 4)
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t h = 0; h < n_heads; ++h) {
-        const int64_t len = pos0 + t + 1;  // causal: attend to positions 0 .. pos0+t
-        const float* qh = q + (t * n_heads + h) * head_dim;
-        const int64_t g = h / group;
-        for (int64_t j = 0; j < len; ++j) {
-          const float* kj = k + j * kv_stride + g * head_dim;
-          float s = 0;
-          for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
-          scores[j] = s * scale;
-        }
-        softmax(scores.data(), len);
-        float* oh = out + (t * n_heads + h) * head_dim;
-        std::fill(oh, oh + head_dim, 0.0f);
-        for (int64_t j = 0; j < len; ++j) {
-          const float* vj = v + j * kv_stride + g * head_dim;
-          const float p = scores[j];
-          for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
-        }
-      }
-    }
+    std::vector<float> scores(static_cast<size_t>(L));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t h = 0; h < n_heads; ++h)
+        attend_row(q + (t * n_heads + h) * head_dim, k + (h / group) * head_dim, v + (h / group) * head_dim,
+                   out + (t * n_heads + h) * head_dim, scores.data(), pos0 + t + 1, kv_stride, head_dim, scale);
   }
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 TEST(Stories260K, GreedyTextEqualsReference) {
   SHRINK_REQUIRE_ASSET(path, "models/stories260K/stories260K.bin");
-  ModelFile f = load_model(path, {.require_tokenizer = true});
+  ModelFile f = load_model(path, test::with_tokenizer());
   Transformer m(f);
   std::vector<int32_t> ids = f.tokenizer->encode("Once upon a time", true);
   KVCache cache = m.new_cache(256);
@@ -39,7 +39,7 @@ TEST(Stories260K, GreedyTextEqualsReference) {
 TEST(Stories260K, PerplexityMatchesLlamaCpp) {
   SHRINK_REQUIRE_ASSET(path, "models/stories260K/stories260K.bin");
   SHRINK_REQUIRE_ASSET(text, "text/wikitext-2-raw/wiki.test.raw");
-  ModelFile f = load_model(path, {.require_tokenizer = true});
+  ModelFile f = load_model(path, test::with_tokenizer());
   Transformer m(f);
   const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
   eval::PerplexityOptions o;
@@ -56,7 +56,7 @@ TEST(Stories260K, PerplexityMatchesLlamaCpp) {
 // KL-divergence of a model against itself is zero and top-1 agreement is 100%.
 TEST(Stories260K, SelfKldIsZero) {
   SHRINK_REQUIRE_ASSET(path, "models/stories260K/stories260K.bin");
-  ModelFile f = load_model(path, {.require_tokenizer = true});
+  ModelFile f = load_model(path, test::with_tokenizer());
   Transformer m(f), base(f);
   std::vector<int32_t> tokens = f.tokenizer->encode(std::string(3000, 'a') + " Once upon a time there was a dog.", true);
   eval::PerplexityOptions o;

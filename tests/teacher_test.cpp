@@ -40,7 +40,7 @@ TEST(Teacher9M, GgufLogitsMatchPyTorch) { expect_reference_logits("models/teache
 
 TEST(Teacher9M, TokenizerGivesReferencePromptIds) {
   SHRINK_REQUIRE_ASSET(model_path, "models/teacher-9M/llama2c/model.bin");
-  ModelFile f = load_model(model_path, {.require_tokenizer = true});
+  ModelFile f = load_model(model_path, test::with_tokenizer());
   EXPECT_EQ(f.tokenizer->encode("Once upon a time", true), std::vector<int32_t>(kIds.begin(), kIds.begin() + 6));
 }
 
@@ -51,7 +51,7 @@ TEST(Teacher9M, AllPositionNllMatchesPyTorch) {
   SHRINK_REQUIRE_ASSET(text, "text/wikitext-2-raw/wiki.test.raw");
   SHRINK_REQUIRE_ASSET(ref_path, "models/teacher-9M/reference/ref_nll_wikitext2_test.npy");
   const test::NpyArray ref = test::read_npy_f32(ref_path);
-  ModelFile f = load_model(model_path, {.require_tokenizer = true});
+  ModelFile f = load_model(model_path, test::with_tokenizer());
   Transformer m(f);
   const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
   ASSERT_EQ(tokens.size(), 469255u);  // llama.cpp's count (README)
@@ -72,7 +72,7 @@ TEST(Teacher9M, AllPositionNllMatchesPyTorch) {
 TEST(Teacher9M, PerplexityMatchesLlamaCpp) {
   SHRINK_REQUIRE_ASSET(model_path, "models/teacher-9M/llama2c/model.bin");
   SHRINK_REQUIRE_ASSET(text, "text/gutenberg/valid.txt");
-  ModelFile f = load_model(model_path, {.require_tokenizer = true});
+  ModelFile f = load_model(model_path, test::with_tokenizer());
   Transformer m(f);
   const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
   EXPECT_EQ(tokens.size(), 1118223u);  // llama.cpp's count (README)

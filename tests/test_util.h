@@ -38,3 +38,13 @@ inline std::string temp_dir(const std::string& name) {
 #define SHRINK_REQUIRE_ASSET(var, rel)                                                          \
   const std::string var = ::shrink::test::asset(rel);                                           \
   if (var.empty()) GTEST_SKIP() << "needs ../shared/assets/" << (rel) << " (not present: skipped)"
+
+#include "io/model_file.h"
+
+namespace shrink::test {
+inline LoadOptions with_tokenizer() {
+  LoadOptions o;
+  o.require_tokenizer = true;
+  return o;
+}
+}  // namespace shrink::test

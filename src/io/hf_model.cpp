@@ -1,8 +1,569 @@
-// Hugging Face directory <-> ModelFile (placeholder).
+// Hugging Face model directories (config.json + safetensors) <-> ModelFile.
+//
+// Supported families: llama / mistral (LlamaForCausalLM tensors), qwen2 (llama
+// plus q/k/v biases) and gpt2. Two layout conventions differ from the canonical
+// (GGUF) one and are converted here, both with a copy of the affected tensors:
+//   - Llama/Qwen2 q_proj/k_proj rows (and q/k biases) are in rotate-half order;
+//     the ModelFile holds interleaved pairs (RopeStyle::Interleaved).
+//   - GPT-2 Conv1D weights are stored {in, out}; the ModelFile holds {out, in}.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
 #include "core/error.h"
+#include "core/file.h"
 #include "io/model_file.h"
+#include "io/safetensors.h"
 
 namespace shrink {
-ModelFile load_hf(const std::string& dir) { fail(dir, ": Hugging Face directories are not supported yet"); }
-void save_hf(const ModelFile&, const std::string& dir, DType) { fail(dir, ": HF writing is not supported yet"); }
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------- layouts
+
+namespace {
+
+// Moves whole rows within each head between interleaved order (row 2i+j) and
+// HF's rotate-half order (row j*half+i), the inverse of HF's
+// view(heads, hd/2, 2, cols).transpose(1, 2) when to_hf is false.
+Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
+  SHRINK_CHECK(!is_block_quantized(t.dtype), "q/k permutation needs a dense tensor, got ", dtype_name(t.dtype));
+  SHRINK_CHECK(t.ndim() >= 1 && n_heads > 0 && t.shape[0] % (2 * int64_t(n_heads)) == 0, "cannot split ",
+               shape_str(t.shape), " into ", n_heads, " heads of an even number of rows");
+  Tensor out = Tensor::alloc(t.dtype, t.shape);
+  const int64_t rows = t.shape[0];
+  if (rows == 0 || t.nbytes() == 0) return out;
+  const int64_t hd = rows / n_heads, half = hd / 2;
+  const size_t row_bytes = static_cast<size_t>(t.nbytes() / rows);
+  const auto* src = static_cast<const uint8_t*>(t.data);
+  auto* dst = static_cast<uint8_t*>(out.data);
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t inter = h * hd + 2 * i + j, hf = h * hd + j * half + i;
+        const int64_t from = to_hf ? inter : hf, to = to_hf ? hf : inter;
+        std::memcpy(dst + to * row_bytes, src + from * row_bytes, row_bytes);
+      }
+  return out;
+}
+
+template <typename T>
+void transpose_typed(const T* in, T* out, int64_t rows, int64_t cols) {
+  constexpr int64_t B = 32;  // tiles keep both sides cache-friendly
+  for (int64_t r0 = 0; r0 < rows; r0 += B)
+    for (int64_t c0 = 0; c0 < cols; c0 += B)
+      for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) out[c * rows + r] = in[r * cols + c];
+}
+
+}  // namespace
+
+Tensor hf_permute_qk(const Tensor& interleaved, int n_heads) { return permute_rows(interleaved, n_heads, true); }
+Tensor hf_unpermute_qk(const Tensor& hf, int n_heads) { return permute_rows(hf, n_heads, false); }
+
+Tensor transpose_2d(const Tensor& t) {
+  SHRINK_CHECK(t.ndim() == 2 && !is_block_quantized(t.dtype), "transpose needs a dense 2-D tensor, got ",
+               dtype_name(t.dtype), " ", shape_str(t.shape));
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  Tensor out = Tensor::alloc(t.dtype, {cols, rows});
+  if (out.nbytes() == 0) return out;
+  switch (dtype_bytes(t.dtype, 1)) {
+    case 1:
+      transpose_typed(t.ptr<uint8_t>(), out.ptr<uint8_t>(), rows, cols);
+      break;
+    case 2:
+      transpose_typed(t.ptr<uint16_t>(), out.ptr<uint16_t>(), rows, cols);
+      break;
+    case 4:
+      transpose_typed(t.ptr<uint32_t>(), out.ptr<uint32_t>(), rows, cols);
+      break;
+    case 8:
+      transpose_typed(t.ptr<uint64_t>(), out.ptr<uint64_t>(), rows, cols);
+      break;
+    default:
+      fail("transpose: unsupported element size");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- config.json
+
+namespace {
+
+enum class Family { Llama, Qwen2, GPT2 };
+
+json read_json(const std::string& path) {
+  try {
+    return json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    fail(path, ": not valid JSON (", e.what(), ")");
+  }
+}
+
+// A field that may be absent or null (HF writes null for "use the default").
+const json* field(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+int get_int(const json& j, const char* key, const std::string& src, std::optional<int> def = std::nullopt) {
+  const json* v = field(j, key);
+  if (!v) {
+    SHRINK_CHECK(def.has_value(), src, ": missing \"", key, "\"");
+    return *def;
+  }
+  SHRINK_CHECK(v->is_number_integer() && v->get<int64_t>() >= 0 && v->get<int64_t>() <= (int64_t(1) << 30), src, ": \"",
+               key, "\" must be a non-negative integer");
+  return v->get<int>();
+}
+
+double get_num(const json& j, const char* key, double def, const std::string& src) {
+  const json* v = field(j, key);
+  if (!v) return def;
+  SHRINK_CHECK(v->is_number(), src, ": \"", key, "\" must be a number");
+  return v->get<double>();
+}
+
+bool get_bool(const json& j, const char* key, bool def, const std::string& src) {
+  const json* v = field(j, key);
+  if (!v) return def;
+  SHRINK_CHECK(v->is_boolean(), src, ": \"", key, "\" must be true or false");
+  return v->get<bool>();
+}
+
+std::string get_str(const json& j, const char* key, const std::string& def) {
+  const json* v = field(j, key);
+  return v && v->is_string() ? v->get<std::string>() : def;
+}
+
+Family detect_family(const json& cfg, const std::string& src) {
+  static const std::map<std::string, Family> kTypes = {
+      {"llama", Family::Llama}, {"mistral", Family::Llama}, {"qwen2", Family::Qwen2}, {"gpt2", Family::GPT2}};
+  static const std::map<std::string, Family> kArchs = {{"LlamaForCausalLM", Family::Llama},
+                                                       {"MistralForCausalLM", Family::Llama},
+                                                       {"Qwen2ForCausalLM", Family::Qwen2},
+                                                       {"GPT2LMHeadModel", Family::GPT2}};
+  std::string type = get_str(cfg, "model_type", "");
+  if (type.empty()) {
+    const json* a = field(cfg, "architectures");
+    if (a && a->is_array() && !a->empty() && (*a)[0].is_string()) {
+      const auto it = kArchs.find((*a)[0].get<std::string>());
+      if (it != kArchs.end()) return it->second;
+      type = (*a)[0].get<std::string>();
+    }
+  }
+  const auto it = kTypes.find(type);
+  SHRINK_CHECK(it != kTypes.end(), src, ": unsupported model_type '", type,
+               "' (supported: llama, mistral, qwen2, gpt2)");
+  return it->second;
+}
+
+// rope_scaling: null, or {"type"|"rope_type": "linear"|"default", "factor": f}.
+float parse_rope_scaling(const json& cfg, const std::string& src) {
+  const json* rs = field(cfg, "rope_scaling");
+  if (!rs) return 1.0f;
+  SHRINK_CHECK(rs->is_object(), src, ": \"rope_scaling\" must be an object or null");
+  const std::string type = get_str(*rs, "rope_type", get_str(*rs, "type", ""));
+  if (type == "default") return 1.0f;
+  SHRINK_CHECK(type == "linear", src, ": rope_scaling type '", type, "' is not supported (only linear)");
+  const double f = get_num(*rs, "factor", 0.0, src);
+  SHRINK_CHECK(f > 0, src, ": rope_scaling factor must be positive");
+  return static_cast<float>(f);
+}
+
+ModelConfig parse_llama_config(const json& cfg, Family fam, const std::string& src) {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.dim = get_int(cfg, "hidden_size", src);
+  c.hidden_dim = get_int(cfg, "intermediate_size", src);
+  c.n_layers = get_int(cfg, "num_hidden_layers", src);
+  c.n_heads = get_int(cfg, "num_attention_heads", src);
+  c.n_kv_heads = get_int(cfg, "num_key_value_heads", src, c.n_heads);
+  c.head_dim = get_int(cfg, "head_dim", src, 0);
+  c.vocab_size = get_int(cfg, "vocab_size", src);
+  c.max_seq_len = get_int(cfg, "max_position_embeddings", src, 0);
+  c.norm_eps = static_cast<float>(get_num(cfg, "rms_norm_eps", 1e-6, src));
+  c.rope_theta = static_cast<float>(get_num(cfg, "rope_theta", 10000.0, src));
+  c.rope_scale = parse_rope_scaling(cfg, src);
+  c.tied_embeddings = get_bool(cfg, "tie_word_embeddings", false, src);
+  c.qkv_bias = fam == Family::Qwen2;
+  const std::string act = get_str(cfg, "hidden_act", "silu");
+  SHRINK_CHECK(act == "silu", src, ": hidden_act '", act, "' is not supported (llama needs silu)");
+  // Llama's attention_bias also adds an o_proj bias, which the canonical layout has no place for.
+  SHRINK_CHECK(fam != Family::Llama || !get_bool(cfg, "attention_bias", false, src), src,
+               ": attention_bias=true is not supported for llama");
+  SHRINK_CHECK(!get_bool(cfg, "mlp_bias", false, src), src, ": mlp_bias=true is not supported");
+  return c;
+}
+
+ModelConfig parse_gpt2_config(const json& cfg, const std::string& src) {
+  ModelConfig c;
+  c.arch = Arch::GPT2;
+  c.dim = get_int(cfg, "n_embd", src);
+  c.n_layers = get_int(cfg, "n_layer", src);
+  c.n_heads = get_int(cfg, "n_head", src);
+  c.n_kv_heads = c.n_heads;
+  c.hidden_dim = get_int(cfg, "n_inner", src, 4 * c.dim);
+  c.max_seq_len = get_int(cfg, "n_positions", src, 1024);
+  c.vocab_size = get_int(cfg, "vocab_size", src);
+  c.norm_eps = static_cast<float>(get_num(cfg, "layer_norm_epsilon", 1e-5, src));
+  c.tied_embeddings = get_bool(cfg, "tie_word_embeddings", true, src);
+  const std::string act = get_str(cfg, "activation_function", "gelu_new");
+  SHRINK_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh", src, ": activation_function '", act,
+               "' is not supported (gpt2 needs the tanh GELU, gelu_new)");
+  return c;
+}
+
+ModelConfig parse_config(const json& cfg, Family fam, const std::string& src, const std::string& dir) {
+  SHRINK_CHECK(cfg.is_object(), src, ": expected a JSON object");
+  ModelConfig c = fam == Family::GPT2 ? parse_gpt2_config(cfg, src) : parse_llama_config(cfg, fam, src);
+  c.rope_style = RopeStyle::Interleaved;  // after the un-permutation below
+  c.name = fs::path(dir).filename().string();
+  if (c.name.empty()) c.name = fs::path(dir).parent_path().filename().string();
+  c.validate(src);
+  return c;
+}
+
+// ---------------------------------------------------------------- tensor names
+
+struct NamePair {
+  const char* hf;
+  const char* canon;
+};
+
+// HF names after stripping the model prefix ("model." / "transformer.").
+const std::vector<NamePair> kLlamaGlobal = {{"embed_tokens.weight", "token_embd.weight"},
+                                            {"norm.weight", "output_norm.weight"},
+                                            {"lm_head.weight", "output.weight"}};
+const std::vector<NamePair> kLlamaLayer = {
+    {"input_layernorm.weight", "attn_norm.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"}};
+const std::vector<NamePair> kQkvBias = {{"self_attn.q_proj.bias", "attn_q.bias"},
+                                        {"self_attn.k_proj.bias", "attn_k.bias"},
+                                        {"self_attn.v_proj.bias", "attn_v.bias"}};
+const std::vector<NamePair> kGpt2Global = {{"wte.weight", "token_embd.weight"},
+                                           {"wpe.weight", "position_embd.weight"},
+                                           {"ln_f.weight", "output_norm.weight"},
+                                           {"ln_f.bias", "output_norm.bias"},
+                                           {"lm_head.weight", "output.weight"}};
+const std::vector<NamePair> kGpt2Layer = {
+    {"ln_1.weight", "attn_norm.weight"},          {"ln_1.bias", "attn_norm.bias"},
+    {"attn.c_attn.weight", "attn_qkv.weight"},    {"attn.c_attn.bias", "attn_qkv.bias"},
+    {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
+    {"ln_2.weight", "ffn_norm.weight"},           {"ln_2.bias", "ffn_norm.bias"},
+    {"mlp.c_fc.weight", "ffn_up.weight"},         {"mlp.c_fc.bias", "ffn_up.bias"},
+    {"mlp.c_proj.weight", "ffn_down.weight"},     {"mlp.c_proj.bias", "ffn_down.bias"}};
+// Conv1D weights (stored {in, out}) among the canonical GPT-2 layer names.
+const std::vector<std::string> kGpt2Conv1D = {"attn_qkv.weight", "attn_output.weight", "ffn_up.weight",
+                                              "ffn_down.weight"};
+
+struct Scheme {
+  std::string model_prefix;  // on every name but lm_head.weight
+  std::string layer_prefix;  // before the layer number, after model_prefix
+  std::vector<NamePair> global, layer;
+  std::vector<std::string> skip_layer;  // non-weight buffers some checkpoints carry
+};
+
+Scheme scheme_for(Arch arch, bool qkv_bias) {
+  if (arch == Arch::GPT2) return {"transformer.", "h.", kGpt2Global, kGpt2Layer, {"attn.bias", "attn.masked_bias"}};
+  Scheme s{"model.", "layers.", kLlamaGlobal, kLlamaLayer, {"self_attn.rotary_emb.inv_freq"}};
+  if (qkv_bias) s.layer.insert(s.layer.end(), kQkvBias.begin(), kQkvBias.end());
+  return s;
+}
+
+// HF name -> canonical name; "" for a known buffer to skip; nullopt when unknown.
+std::optional<std::string> to_canonical(std::string name, const Scheme& s, int n_layers) {
+  if (name.rfind(s.model_prefix, 0) == 0) name = name.substr(s.model_prefix.size());
+  for (const auto& p : s.global)
+    if (name == p.hf) return std::string(p.canon);
+  if (name.rfind(s.layer_prefix, 0) != 0) return std::nullopt;
+  const char* num = name.c_str() + s.layer_prefix.size();
+  if (!std::isdigit(static_cast<unsigned char>(num[0]))) return std::nullopt;  // strtol would take "+1", " 1"
+  char* end = nullptr;
+  const long layer = std::strtol(num, &end, 10);
+  if (end == num || *end != '.' || layer < 0 || layer >= n_layers || (num[0] == '0' && end - num > 1))
+    return std::nullopt;
+  const std::string rest = end + 1;
+  for (const auto& skip : s.skip_layer)
+    if (rest == skip) return std::string();
+  for (const auto& p : s.layer)
+    if (rest == p.hf) return "blk." + std::to_string(layer) + "." + p.canon;
+  return std::nullopt;
+}
+
+// Canonical name -> HF name; nullopt when the canonical name has no HF place.
+std::optional<std::string> to_hf(const std::string& canon, const Scheme& s) {
+  for (const auto& p : s.global)
+    if (canon == p.canon) return canon == "output.weight" ? std::string(p.hf) : s.model_prefix + p.hf;
+  if (canon.rfind("blk.", 0) != 0) return std::nullopt;
+  const size_t dot = canon.find('.', 4);
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string rest = canon.substr(dot + 1);
+  for (const auto& p : s.layer)
+    if (rest == p.canon) return s.model_prefix + s.layer_prefix + canon.substr(4, dot - 4) + "." + p.hf;
+  return std::nullopt;
+}
+
+bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+std::string join_some(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > 8) s += " (and " + std::to_string(names.size() - 8) + " more)";
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- load
+
+namespace {
+
+// Renames the tensors; every tensor must have a canonical name or be a known buffer.
+void map_tensors(ModelFile& m, SafetensorsData& st) {
+  const ModelConfig& c = m.config;
+  const Scheme s = scheme_for(c.arch, c.qkv_bias);
+  std::vector<std::string> unknown;
+  for (auto& [name, t] : st.tensors) {
+    const auto canon = to_canonical(name, s, c.n_layers);
+    if (!canon) {
+      unknown.push_back(name);
+      continue;
+    }
+    if (canon->empty()) continue;
+    SHRINK_CHECK(is_float(t.dtype), m.path, ": tensor '", name, "' has dtype ", safetensors_dtype_name(t.dtype),
+                 "; weights must be F32, F16 or BF16");
+    SHRINK_CHECK(m.tensors.emplace(*canon, std::move(t)).second, m.path, ": tensor '", *canon,
+                 "' appears under two names");
+  }
+  SHRINK_CHECK(unknown.empty(), m.path, ": unrecognised tensors for ", arch_name(c.arch),
+               (c.qkv_bias ? " (qwen2)" : ""), ": ", join_some(unknown));
+}
+
+void unpermute_qk(ModelFile& m) {
+  const ModelConfig& c = m.config;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    const std::pair<std::string, int> qk[] = {{p + "attn_q.weight", c.n_heads},
+                                              {p + "attn_k.weight", c.n_kv_heads},
+                                              {p + "attn_q.bias", c.n_heads},
+                                              {p + "attn_k.bias", c.n_kv_heads}};
+    for (const auto& [name, heads] : qk) {
+      auto it = m.tensors.find(name);
+      if (it == m.tensors.end()) continue;  // load_model reports missing tensors
+      Tensor& t = it->second;
+      SHRINK_CHECK(t.ndim() >= 1 && t.shape[0] == int64_t(heads) * c.head_dim, m.path, ": tensor '", name,
+                   "' has shape ", shape_str(t.shape), " but ", heads, " heads of ", c.head_dim, " need ",
+                   int64_t(heads) * c.head_dim, " rows");
+      t = hf_unpermute_qk(t, heads);
+    }
+  }
+}
+
+void transpose_conv1d(ModelFile& m) {
+  for (int l = 0; l < m.config.n_layers; ++l)
+    for (const auto& n : kGpt2Conv1D) {
+      auto it = m.tensors.find("blk." + std::to_string(l) + "." + n);
+      if (it == m.tensors.end()) continue;
+      SHRINK_CHECK(it->second.ndim() == 2, m.path, ": tensor '", it->first, "' has shape ", shape_str(it->second.shape),
+                   ", expected 2-D");
+      it->second = transpose_2d(it->second);
+    }
+}
+
+}  // namespace
+
+ModelFile load_hf(const std::string& dir) {
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  SHRINK_CHECK(file_exists(cfg_path), dir, ": no config.json (expected a Hugging Face model directory)");
+  const json cfg = read_json(cfg_path);
+  ModelFile m;
+  m.format = "hf";
+  m.path = dir;
+  m.config = parse_config(cfg, detect_family(cfg, cfg_path), cfg_path, dir);
+  SafetensorsData st = read_safetensors_dir(dir);
+  map_tensors(m, st);
+  // An absent head means tied; a head beside tie_word_embeddings=true is ignored, as HF does.
+  if (!m.find("output.weight")) m.config.tied_embeddings = true;
+  if (m.config.tied_embeddings) m.tensors.erase("output.weight");
+  if (m.config.arch == Arch::GPT2)
+    transpose_conv1d(m);
+  else
+    unpermute_qk(m);
+  return m;
+}
+
+// ---------------------------------------------------------------- save
+
+namespace {
+
+std::string torch_dtype(DType t) {
+  switch (t) {
+    case DType::F32:
+      return "float32";
+    case DType::F16:
+      return "float16";
+    case DType::BF16:
+      return "bfloat16";
+    default:
+      fail("HF output dtype must be f32, f16 or bf16, not ", dtype_name(t));
+  }
+}
+
+// The shortest decimal that reads back as the same float, so 1e-5f is written
+// as 1e-05 rather than 9.999999747378752e-06.
+double tidy(float f) {
+  char buf[32];
+  for (int prec = 6; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof(buf), "%.*g", prec, double(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
+  return std::strtod(buf, nullptr);
+}
+
+void add_token_ids(json& j, const Tokenizer* tok) {
+  if (!tok) return;
+  if (tok->bos_id() >= 0) j["bos_token_id"] = tok->bos_id();
+  if (tok->eos_id() >= 0) j["eos_token_id"] = tok->eos_id();
+}
+
+json llama_config_json(const ModelConfig& c) {
+  json j;
+  const bool qwen = c.qkv_bias;  // a llama with q/k/v biases is what HF calls qwen2
+  j["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = qwen ? "qwen2" : "llama";
+  j["hidden_size"] = c.dim;
+  j["intermediate_size"] = c.hidden_dim;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  if (c.max_seq_len > 0) j["max_position_embeddings"] = c.max_seq_len;
+  j["rms_norm_eps"] = tidy(c.norm_eps);
+  j["rope_theta"] = tidy(c.rope_theta);
+  j["rope_scaling"] = nullptr;
+  if (c.rope_scale != 1.0f)
+    j["rope_scaling"] = {{"type", "linear"}, {"rope_type", "linear"}, {"factor", tidy(c.rope_scale)}};
+  j["hidden_act"] = "silu";
+  if (qwen) {
+    j["use_sliding_window"] = false;
+  } else {
+    j["attention_bias"] = false;
+    j["mlp_bias"] = false;
+  }
+  return j;
+}
+
+json gpt2_config_json(const ModelConfig& c, const std::string& src) {
+  SHRINK_CHECK(c.n_kv_heads == c.n_heads && c.head_dim * c.n_heads == c.dim, src,
+               ": GPT-2 in HF format needs n_kv_heads == n_heads and head_dim == dim / n_heads");
+  json j;
+  j["architectures"] = {"GPT2LMHeadModel"};
+  j["model_type"] = "gpt2";
+  j["n_embd"] = c.dim;
+  j["n_layer"] = c.n_layers;
+  j["n_head"] = c.n_heads;
+  j["n_inner"] = c.hidden_dim;
+  j["n_positions"] = c.max_seq_len;
+  j["n_ctx"] = c.max_seq_len;
+  j["vocab_size"] = c.vocab_size;
+  j["layer_norm_epsilon"] = tidy(c.norm_eps);
+  j["activation_function"] = "gelu_new";
+  return j;
+}
+
+json config_json(const ModelConfig& c, DType dtype, const Tokenizer* tok, const std::string& src) {
+  json j = c.arch == Arch::GPT2 ? gpt2_config_json(c, src) : llama_config_json(c);
+  j["tie_word_embeddings"] = c.tied_embeddings;
+  j["torch_dtype"] = torch_dtype(dtype);
+  add_token_ids(j, tok);
+  return j;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// How one canonical tensor becomes its HF form: converted to `dtype`, then
+// permuted to rotate-half order (llama q/k) or transposed to {in, out} (GPT-2 Conv1D).
+TensorSource hf_source(const std::string& hf_name, const std::string& canon, const Tensor& t, const ModelConfig& c,
+                       DType dtype) {
+  int heads = 0;
+  if (c.arch == Arch::Llama && c.rope_style == RopeStyle::Interleaved) {
+    if (ends_with(canon, ".attn_q.weight") || ends_with(canon, ".attn_q.bias")) heads = c.n_heads;
+    if (ends_with(canon, ".attn_k.weight") || ends_with(canon, ".attn_k.bias")) heads = c.n_kv_heads;
+  }
+  bool transpose = false;
+  if (c.arch == Arch::GPT2)
+    for (const auto& n : kGpt2Conv1D)
+      transpose = transpose || (canon.rfind("blk.", 0) == 0 && ends_with(canon, "." + n));
+  TensorSource s{hf_name, dtype, t.shape, nullptr};
+  if (transpose) {
+    SHRINK_CHECK(t.ndim() == 2, canon, ": expected a 2-D weight, got ", shape_str(t.shape));
+    s.shape = {t.shape[1], t.shape[0]};
+  }
+  s.get = [t, dtype, heads, transpose] {
+    Tensor x = t.dtype == dtype ? t : t.to(dtype);
+    if (heads) x = hf_permute_qk(x, heads);
+    if (transpose) x = transpose_2d(x);
+    return x;
+  };
+  return s;
+}
+
+std::vector<TensorSource> hf_sources(const ModelFile& m, const ModelConfig& c, DType dtype) {
+  const Scheme s = scheme_for(c.arch, c.qkv_bias);
+  std::vector<TensorSource> out;
+  std::vector<std::string> unknown;
+  for (const auto& [canon, t] : m.tensors) {
+    if (c.tied_embeddings && canon == "output.weight") continue;
+    const auto hf = to_hf(canon, s);
+    if (!hf) {
+      unknown.push_back(canon);
+      continue;
+    }
+    out.push_back(hf_source(*hf, canon, t, c, dtype));
+  }
+  SHRINK_CHECK(unknown.empty(), m.path, ": tensors with no Hugging Face ", arch_name(c.arch),
+               " equivalent: ", join_some(unknown));
+  return out;
+}
+
+// Tokenizer files beside the source model travel with it unchanged.
+void copy_tokenizer_files(const std::string& model_path, const std::string& dir) {
+  if (model_path.empty()) return;
+  const fs::path src = is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  std::error_code ec;
+  if (fs::equivalent(src.empty() ? fs::path(".") : src, dir, ec)) return;
+  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "vocab.json", "merges.txt"}) {
+    const fs::path p = src / name;
+    if (file_exists(p.string()) && !is_directory(p.string()))
+      write_text_file((fs::path(dir) / name).string(), read_text_file(p.string()));
+  }
+}
+
+}  // namespace
+
+void save_hf(const ModelFile& m, const std::string& dir, DType dtype) {
+  torch_dtype(dtype);  // rejects non-float output types before anything is written
+  ModelConfig c = m.config;
+  c.validate(m.path.empty() ? dir : m.path);
+  std::vector<TensorSource> sources = hf_sources(m, c, dtype);
+  write_safetensors_model(dir, sources, {{"format", "pt"}});
+  const json cfg = config_json(c, dtype, m.tokenizer.get(), m.path);
+  write_text_file((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
+  copy_tokenizer_files(m.path, dir);
+}
+
 }  // namespace shrink

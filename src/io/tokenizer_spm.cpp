@@ -116,7 +116,7 @@ class SpmTokenizer : public Tokenizer {
     std::priority_queue<Bigram> queue;
     auto try_add = [&](int l, int r) {
       if (l < 0 || r < 0) return;
-      std::string text = s.substr(sym[l].start, sym[l].len + sym[r].len);
+      const std::string_view text(s.data() + sym[l].start, sym[l].len + sym[r].len);
       auto it = token_to_id_.find(text);
       if (it == token_to_id_.end()) return;
       queue.push({l, r, vocab_.scores[it->second], text.size()});
@@ -139,7 +139,7 @@ class SpmTokenizer : public Tokenizer {
     // token or a single character the vocabulary lacks: that one falls back
     // to its UTF-8 bytes.
     for (int i = sym.empty() ? -1 : 0; i != -1; i = sym[i].next) {
-      const std::string text = s.substr(sym[i].start, sym[i].len);
+      const std::string_view text(s.data() + sym[i].start, sym[i].len);
       if (auto it = token_to_id_.find(text); it != token_to_id_.end())
         out.push_back(it->second);
       else
@@ -147,7 +147,8 @@ class SpmTokenizer : public Tokenizer {
     }
   }
 
-  std::unordered_map<std::string, int32_t> token_to_id_;
+  // Keys view the strings in vocab_.tokens, which never change after construction.
+  std::unordered_map<std::string_view, int32_t> token_to_id_;
   int32_t byte_token_[256];
 };
 

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   shrink::cli::add_eval(app);
   shrink::cli::add_bench(app);
   shrink::cli::add_init(app);
+  shrink::cli::add_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,7 +11,7 @@
 namespace shrink {
 
 namespace {
-constexpr std::array<DTypeTraits, 10> kTraits = {{
+constexpr std::array<DTypeTraits, 18> kTraits = {{
     {"f32", 1, 4},
     {"f16", 1, 2},
     {"bf16", 1, 2},
@@ -22,7 +22,17 @@ constexpr std::array<DTypeTraits, 10> kTraits = {{
     {"f64", 1, 8},
     {"q8_0", 32, 34},  // ggml block_q8_0: f16 scale + 32 x int8
     {"q4_0", 32, 18},  // ggml block_q4_0: f16 scale + 16 bytes of nibbles
+    {"q4_1", 32, 20},  // + f16 min
+    {"q5_0", 32, 22},  // f16 scale + 4 bytes of 5th bits + 16 bytes of nibbles
+    {"q5_1", 32, 24},  // + f16 min
+    // K-quants: super-blocks of 256 (QK_K) with sub-block scales packed in the block.
+    {"q2_k", 256, 84},
+    {"q3_k", 256, 110},
+    {"q4_k", 256, 144},
+    {"q5_k", 256, 176},
+    {"q6_k", 256, 210},
 }};
+static_assert(kTraits.size() == static_cast<size_t>(DType::Q6_K) + 1, "one traits row per DType");
 }  // namespace
 
 const DTypeTraits& dtype_traits(DType t) { return kTraits.at(static_cast<size_t>(t)); }

@@ -7,7 +7,12 @@
 
 namespace shrink {
 
-enum class DType : uint8_t { F32, F16, BF16, I8, I16, I32, I64, F64, Q8_0, Q4_0 };
+// Block types after F64 are ggml's (ggml-common.h); shrink reads all of them
+// (dequantizing to f32) and writes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1.
+enum class DType : uint8_t {
+  F32, F16, BF16, I8, I16, I32, I64, F64,
+  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+};
 
 struct DTypeTraits {
   std::string_view name;

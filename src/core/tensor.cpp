@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_kblocks.h"
 
 namespace shrink {
 
@@ -90,6 +91,14 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
     }
     case DType::Q8_0: kernels::dequantize_q8_0(src, dst, n); return;
     case DType::Q4_0: kernels::dequantize_q4_0(src, dst, n); return;
+    case DType::Q4_1: kernels::dequantize_q4_1(src, dst, n); return;
+    case DType::Q5_0: kernels::dequantize_q5_0(src, dst, n); return;
+    case DType::Q5_1: kernels::dequantize_q5_1(src, dst, n); return;
+    case DType::Q2_K: kernels::dequantize_q2_k(src, dst, n); return;
+    case DType::Q3_K: kernels::dequantize_q3_k(src, dst, n); return;
+    case DType::Q4_K: kernels::dequantize_q4_k(src, dst, n); return;
+    case DType::Q5_K: kernels::dequantize_q5_k(src, dst, n); return;
+    case DType::Q6_K: kernels::dequantize_q6_k(src, dst, n); return;
     default: fail("cannot convert ", dtype_name(src_type), " to f32");
   }
 }
@@ -109,6 +118,10 @@ void convert_from_f32(DType dst_type, const float* src, void* dst, int64_t n) {
     }
     case DType::Q8_0: kernels::quantize_q8_0(src, dst, n); return;
     case DType::Q4_0: kernels::quantize_q4_0(src, dst, n); return;
+    case DType::Q4_1: kernels::quantize_q4_1(src, dst, n); return;
+    case DType::Q5_0: kernels::quantize_q5_0(src, dst, n); return;
+    case DType::Q5_1: kernels::quantize_q5_1(src, dst, n); return;
+    // K-quants have no quantizer yet (their scale search is part of quantization work).
     default: fail("cannot convert f32 to ", dtype_name(dst_type));
   }
 }

@@ -52,7 +52,9 @@ constexpr DTypeMap kDTypeMap[] = {
     {DType::F32, ggml_type::F32},   {DType::F16, ggml_type::F16}, {DType::BF16, ggml_type::BF16},
     {DType::Q8_0, ggml_type::Q8_0}, {DType::Q4_0, ggml_type::Q4_0}, {DType::I8, ggml_type::I8},
     {DType::I16, ggml_type::I16},   {DType::I32, ggml_type::I32}, {DType::I64, ggml_type::I64},
-    {DType::F64, ggml_type::F64},
+    {DType::F64, ggml_type::F64},   {DType::Q4_1, ggml_type::Q4_1}, {DType::Q5_0, ggml_type::Q5_0},
+    {DType::Q5_1, ggml_type::Q5_1}, {DType::Q2_K, ggml_type::Q2_K}, {DType::Q3_K, ggml_type::Q3_K},
+    {DType::Q4_K, ggml_type::Q4_K}, {DType::Q5_K, ggml_type::Q5_K}, {DType::Q6_K, ggml_type::Q6_K},
 };
 
 uint64_t align_up(uint64_t x, uint64_t a) { return x + (a - x % a) % a; }

@@ -139,13 +139,14 @@ void config_from_tensors(const GgufFile& g, ModelConfig& c) {
 
 // ------------------------------------------------------------------ tensors
 
-constexpr const char* kSupportedTypes = "F32, F16, BF16, Q8_0, Q4_0";
+constexpr const char* kSupportedTypes =
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
 
 Tensor load_tensor(const GgufFile& g, const GgufTensorInfo& info) {
   DType dt{};
   const bool known = ggml_to_dtype(info.type, &dt);
-  SHRINK_CHECK(known && (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || dt == DType::Q8_0 ||
-                         dt == DType::Q4_0),
+  // Weights are float or a block type (every one shrink maps has a dequantizer); integer tensors are not weights.
+  SHRINK_CHECK(known && (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_quantized(dt)),
                g.path, ": tensor '", info.name, "' has unsupported type ", ggml_type_name(info.type),
                " (supported: ", kSupportedTypes, ")");
   std::vector<int64_t> shape(info.ne.rbegin(), info.ne.rend());  // GGUF innermost-first -> outermost-first
@@ -287,7 +288,10 @@ uint32_t file_type(const ModelFile& m) {
   switch (best) {
     case DType::F16: return 1;   // MOSTLY_F16
     case DType::Q4_0: return 2;  // MOSTLY_Q4_0
+    case DType::Q4_1: return 3;  // MOSTLY_Q4_1
     case DType::Q8_0: return 7;  // MOSTLY_Q8_0
+    case DType::Q5_0: return 8;  // MOSTLY_Q5_0
+    case DType::Q5_1: return 9;  // MOSTLY_Q5_1
     case DType::BF16: return 32; // MOSTLY_BF16
     default: return 0;           // ALL_F32
   }

@@ -1,6 +1,7 @@
 #include "kernels/gemv.h"
 
 #include <dnnl.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <vector>
@@ -12,6 +13,11 @@
 #include "kernels/gemv_simd.h"
 
 namespace shrink::kernels {
+
+// Widening conversions to f32, defined beside the row kernels in
+// gemv_avx512.cpp / gemv_avx2.cpp (same target attributes, same gates).
+void widen_avx512(DType wtype, const void* src, float* dst, int64_t n);
+void widen_avx2(DType wtype, const void* src, float* dst, int64_t n);
 
 namespace {
 inline float load_as_f32(DType t, const void* W, int64_t i) {
@@ -25,12 +31,30 @@ inline float load_as_f32(DType t, const void* W, int64_t i) {
 
 using GemvFn = void (*)(DType, const void*, const float*, float*, int64_t, int64_t);
 
+// The gates list exactly the extensions each path's target attribute enables:
+// avx512 = F (FMA, vcvtph2ps) + BW/VL (masked 16-bit tail loads); it uses no
+// avx512bf16 instructions. avx2 = AVX2 + FMA + F16C (vcvtph2ps on ymm).
 GemvFn pick_gemv() {
   const auto& f = cpu_features();
   if (f.avx512f && f.avx512bw && f.avx512vl) return gemv_rows_avx512;
-  if (f.avx2 && f.fma) return gemv_rows_avx2;
+  if (f.avx2 && f.fma && f.f16c) return gemv_rows_avx2;
   return gemv_ref;
 }
+
+using WidenFn = void (*)(DType, const void*, float*, int64_t);
+
+WidenFn pick_widen() {
+  const GemvFn g = pick_gemv();
+  return g == gemv_rows_avx512 ? widen_avx512 : g == gemv_rows_avx2 ? widen_avx2 : convert_to_f32;
+}
+
+// Below this many weight bytes gemv runs on the calling thread: waking the
+// OpenMP team costs a few microseconds, more than streaming a matrix of this
+// size from cache takes (measured with bench/gemv_bench.cpp, BM_GemvSmall).
+constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
+// Thread slabs are whole multiples of this many rows: 16 f32 outputs are one
+// cache line of y, so threads never write to the same line.
+constexpr int64_t kRowAlign = 16;
 }  // namespace
 
 void gemv_ref(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
@@ -46,24 +70,44 @@ const char* gemv_isa() {
   return f == gemv_rows_avx512 ? "avx512" : f == gemv_rows_avx2 ? "avx2" : "scalar";
 }
 
-void gemv(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
+void gemv_threads(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
   static const GemvFn fn = pick_gemv();
   SHRINK_CHECK(wtype == DType::F32 || wtype == DType::F16 || wtype == DType::BF16,
                "gemv: unsupported weight type ", dtype_name(wtype));
+  if (rows <= 0) return;
   const int64_t esz = dtype_traits(wtype).block_bytes;
-  // Rows are split in chunks across threads; each chunk streams its rows once.
-  constexpr int64_t kChunk = 16;
-  const int64_t nchunks = (rows + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t ch = 0; ch < nchunks; ++ch) {
-    const int64_t r0 = ch * kChunk;
-    const int64_t nr = std::min(kChunk, rows - r0);
-    fn(wtype, static_cast<const char*>(W) + r0 * cols * esz, x, y + r0, nr, cols);
+  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
+  if (nt <= 1) return fn(wtype, W, x, y, rows, cols);
+  // One contiguous slab of rows per thread (a static schedule in one piece):
+  // each thread streams its part of W front to back, which is what the
+  // hardware prefetchers handle best, and calls the row kernel once.
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = blocks * t / n * kRowAlign;
+    const int64_t r1 = std::min(rows, blocks * (t + 1) / n * kRowAlign);
+    if (r1 > r0) fn(wtype, static_cast<const char*>(W) + r0 * cols * esz, x, y + r0, r1 - r0, cols);
   }
+}
+
+void gemv(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
+  const int64_t bytes = rows * cols * (wtype == DType::F32 ? 4 : 2);
+  // Nested inside another parallel region the team would be serialised anyway.
+  const int nt = omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
+  gemv_threads(wtype, W, x, y, rows, cols, nt);
+}
+
+void widen_to_f32(DType wtype, const void* src, float* dst, int64_t n) {
+  static const WidenFn fn = pick_widen();
+  SHRINK_CHECK(wtype == DType::F32 || wtype == DType::F16 || wtype == DType::BF16,
+               "widen_to_f32: unsupported type ", dtype_name(wtype));
+  fn(wtype, src, dst, n);
 }
 
 void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int64_t rows, int64_t cols) {
   if (n == 1) return gemv(wtype, W, x, y, rows, cols);
+  if (n <= 0 || rows <= 0) return;
   if (wtype == DType::F32) {
     // Row-major y = x * W^T: M = n, N = rows, K = cols.
     const dnnl_status_t st = dnnl_sgemm('N', 'T', n, rows, cols, 1.0f, x, cols, static_cast<const float*>(W), cols,
@@ -71,18 +115,30 @@ void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int
     SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
     return;
   }
-  // 16-bit weights: widen a panel of rows to f32, then GEMM against all n inputs.
-  // The conversion is amortised over the n activations; panel sized to stay in L2.
-  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));
-  std::vector<float> wf(static_cast<size_t>(panel * cols));
-  std::vector<float> yp(static_cast<size_t>(panel * n));
+  SHRINK_CHECK(wtype == DType::F16 || wtype == DType::BF16, "matmul: unsupported weight type ", dtype_name(wtype));
+  // 16-bit weights: each thread takes a contiguous slab of rows and, panel by
+  // panel, widens it to f32 (SIMD) into its own L2-sized buffer and runs a
+  // single-threaded GEMM of all n inputs against it (oneDNN does not start a
+  // team inside a parallel region). One fork/join per call instead of one per
+  // panel, and the widening is parallel too.
   const int64_t esz = dtype_traits(wtype).block_bytes;
-  for (int64_t r0 = 0; r0 < rows; r0 += panel) {
-    const int64_t nr = std::min(panel, rows - r0);
-    convert_to_f32(wtype, static_cast<const char*>(W) + r0 * cols * esz, wf.data(), nr * cols);
-    const dnnl_status_t st = dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows);
-    SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
+  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
+  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
+  bool ok = true;
+#pragma omp parallel num_threads(nt) reduction(&& : ok)
+  {
+    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t r_begin = blocks * t / team * kRowAlign;
+    const int64_t r_end = std::min(rows, blocks * (t + 1) / team * kRowAlign);
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, std::max<int64_t>(r_end - r_begin, 0)) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
+      const int64_t nr = std::min(panel, r_end - r0);
+      widen_to_f32(wtype, static_cast<const char*>(W) + r0 * cols * esz, wf.data(), nr * cols);
+      ok = ok && dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) == dnnl_success;
+    }
   }
+  SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 
 }  // namespace shrink::kernels

@@ -457,14 +457,16 @@ TEST(GgufReal, QuantizersReproduceLlamaQuantize) {
 TEST(GgufReal, QuantizedPerplexityNearLlamaCpp) {
   const std::string dir = kTeacherDir;
   SHRINK_REQUIRE_ASSET(text, "text/gutenberg/valid.txt");
-  constexpr double kF32 = 37.9103;
   struct Case {
     const char* file;
     double llama_cpp;
-    bool compare_to_llama_cpp;
   };
-  const Case cases[] = {
-      {"model-q8_0.gguf", 37.9170, true}, {"model-q4_k_m.gguf", 37.9705, true}, {"model-q4_0.gguf", 43.0978, false}};
+  // Q8_0 and Q4_K_M: llama.cpp c392e509's recorded figures (teacher-9M README).
+  // Q4_0: the recorded 43.0978 is not reproduced by a second llama.cpp build
+  // (0ad4a86, through node-llama-cpp 3.22.1: 38.0615 on the same file; see
+  // docs/llamacpp-check.md), which agrees with us; our dequantization is also
+  // checked block for block against llama-quantize's output above.
+  const Case cases[] = {{"model-q8_0.gguf", 37.9170}, {"model-q4_k_m.gguf", 37.9705}, {"model-q4_0.gguf", 38.0615}};
   std::vector<int32_t> tokens;
   for (const Case& c : cases) {
     SHRINK_REQUIRE_ASSET(path, dir + c.file);
@@ -477,12 +479,7 @@ TEST(GgufReal, QuantizedPerplexityNearLlamaCpp) {
     const double ppl = eval::perplexity(m, tokens, o).ppl;
     std::printf("%-18s shrink %.4f  llama.cpp %.4f  (%+.2f%%)\n", c.file, ppl, c.llama_cpp,
                 100 * (ppl / c.llama_cpp - 1));
-    if (c.compare_to_llama_cpp) {
-      EXPECT_NEAR(ppl, c.llama_cpp, c.llama_cpp * 0.01) << c.file;
-    } else {
-      EXPECT_GT(ppl, kF32) << c.file;
-      EXPECT_LT(ppl, kF32 * 1.01) << c.file;
-    }
+    EXPECT_NEAR(ppl, c.llama_cpp, c.llama_cpp * 0.01) << c.file;
   }
 }
 }  // namespace

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
 #include <vector>
 
 #include "core/cpu.h"
@@ -33,14 +32,6 @@ Tensor random_weights(DType t, int64_t rows, int64_t cols) {
   Tensor w = Tensor::alloc(t, {rows, cols});
   convert_from_f32(t, f.data(), w.data, rows * cols);
   return w;
-}
-
-// Read bandwidth per thread count, measured once per process.
-double read_bandwidth(int threads) {
-  static std::map<int, double> cache;
-  auto it = cache.find(threads);
-  if (it == cache.end()) it = cache.emplace(threads, measure_read_bandwidth(threads)).first;
-  return it->second;
 }
 
 void BM_ReadBandwidth(benchmark::State& state) {
@@ -107,7 +98,10 @@ void BM_GemvStream(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int threads = static_cast<int>(state.range(1));
   constexpr int64_t rows = 4096, cols = 1536;
-  const double bw = read_bandwidth(threads);  // before the weights exist, so the two never coexist in memory
+  // Measured afresh next to each run (the machine's bandwidth drifts with
+  // what else runs on the host), and before the weights exist so the two
+  // 1 GiB buffers never coexist.
+  const double bw = measure_read_bandwidth(threads);
   const int64_t mat_bytes = dtype_bytes(t, rows * cols);
   const int64_t group = ((int64_t{64} << 20) + mat_bytes - 1) / mat_bytes;
   const int64_t groups = ((int64_t{1} << 30) + group * mat_bytes - 1) / (group * mat_bytes);

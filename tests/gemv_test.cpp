@@ -131,6 +131,20 @@ TEST(GemvKernels, Avx2MatchesReference) {
   sweep(gemv_rows_avx2, "avx2");
 }
 
+// Slabs bigger than L2 take the many-streams path; these row counts also
+// trigger its 4 KiB anti-aliasing run adjustment (8195 x 256 f32: runs of
+// 1024 rows of 1 KiB) and leave tail rows.
+TEST(GemvKernels, LargeSlabsMatchReference) {
+  std::vector<std::pair<const char*, GemvFn>> fns;
+  if (hw_avx512()) fns.push_back({"avx512", gemv_rows_avx512});
+  if (hw_avx2()) fns.push_back({"avx2", gemv_rows_avx2});
+  uint32_t seed = 50;
+  for (auto [name, fn] : fns)
+    for (DType t : kTypes)
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8195, 256}, {6149, 512}, {2053, 1031}})
+        expect_matches_ref(fn, make_problem(t, rows, cols, seed++), name);
+}
+
 TEST(GemvDispatch, MatchesReference) { sweep(gemv, std::string("gemv/") + gemv_isa()); }
 
 // Shapes big enough for gemv() to split rows across threads (above its
@@ -202,19 +216,23 @@ TEST(GemvKernels, NoReadsPastEndOfWeightsOrActivations) {
   std::vector<std::pair<const char*, GemvFn>> fns = {{"gemv", gemv}};
   if (hw_avx512()) fns.push_back({"avx512", gemv_rows_avx512});
   if (hw_avx2()) fns.push_back({"avx2", gemv_rows_avx2});
+  // Row counts ending W with a single-row tail (5, 13) and with a full group
+  // of rows walked together (8 for AVX-512, 6 and 12 for AVX2).
   for (auto [name, fn] : fns)
     for (DType t : kTypes)
-      for (int64_t cols : {1, 7, 15, 17, 31, 33, 47}) {
-        const Problem p = make_problem(t, 5, cols, 3);
-        GuardedBuffer w(p.w.size()), x(p.x.size() * sizeof(float));
-        std::memcpy(w.data(), p.w.data(), p.w.size());
-        std::memcpy(x.data(), p.x.data(), p.x.size() * sizeof(float));
-        std::vector<float> ref(5), got(5);
-        gemv_ref(t, p.w.data(), p.x.data(), ref.data(), 5, cols);
-        fn(t, w.data(), reinterpret_cast<const float*>(x.data()), got.data(), 5, cols);
-        const auto tol = tolerances(p);
-        for (int r = 0; r < 5; ++r) ASSERT_NEAR(got[r], ref[r], tol[r]) << name << " cols=" << cols;
-      }
+      for (int64_t rows : {5, 6, 8, 12, 13})
+        for (int64_t cols : {1, 7, 15, 17, 31, 33, 47}) {
+          const Problem p = make_problem(t, rows, cols, 3);
+          GuardedBuffer w(p.w.size()), x(p.x.size() * sizeof(float));
+          std::memcpy(w.data(), p.w.data(), p.w.size());
+          std::memcpy(x.data(), p.x.data(), p.x.size() * sizeof(float));
+          std::vector<float> ref(static_cast<size_t>(rows)), got(static_cast<size_t>(rows));
+          gemv_ref(t, p.w.data(), p.x.data(), ref.data(), rows, cols);
+          fn(t, w.data(), reinterpret_cast<const float*>(x.data()), got.data(), rows, cols);
+          const auto tol = tolerances(p);
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_NEAR(got[r], ref[r], tol[r]) << name << " rows=" << rows << " cols=" << cols;
+        }
 }
 
 TEST(GemvDispatch, IsaFollowsCpuFeatures) {

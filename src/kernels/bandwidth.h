@@ -13,4 +13,13 @@ namespace shrink::kernels {
 // processes take some of the time. Takes ~1 s; allocates 1 GiB while running.
 double measure_read_bandwidth(int threads);
 
+// The same measurement with its spread: `best` is what measure_read_bandwidth
+// returns; `median` is the median 64 MiB block of the best read pattern, for
+// comparing with a median of other streaming work on a machine whose
+// bandwidth drifts (other tenants of the host).
+struct ReadBandwidth {
+  double best = 0, median = 0;  // bytes per second
+};
+ReadBandwidth measure_read_bandwidth_stats(int threads);
+
 }  // namespace shrink::kernels

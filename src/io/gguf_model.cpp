@@ -151,13 +151,10 @@ Tensor load_tensor(const GgufFile& g, const GgufTensorInfo& info) {
                " (supported: ", kSupportedTypes, ")");
   std::vector<int64_t> shape(info.ne.rbegin(), info.ne.rend());  // GGUF innermost-first -> outermost-first
   uint8_t* p = g.tensor_data(info);
-  if (is_block_quantized(dt)) {
-    Tensor t = Tensor::alloc(DType::F32, shape);
-    convert_to_f32(dt, p, t.f32(), t.numel());
-    return t;
-  }
-  // An alignment below the element size (legal but unusual) could leave the view misaligned: copy then.
-  if (reinterpret_cast<uintptr_t>(p) % dtype_traits(dt).block_bytes != 0) {
+  // Block-quantized tensors stay in their blocks (the runtime multiplies by
+  // them directly). An alignment below the element size (legal but unusual)
+  // could leave a dense view misaligned: copy then.
+  if (!is_block_quantized(dt) && reinterpret_cast<uintptr_t>(p) % dtype_traits(dt).block_bytes != 0) {
     Tensor t = Tensor::alloc(dt, shape);
     std::memcpy(t.data, p, info.nbytes);
     return t;

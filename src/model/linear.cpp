@@ -3,6 +3,11 @@
 #include "core/error.h"
 #include "kernels/gemv.h"
 #include "kernels/ops.h"
+#if __has_include("kernels/qdot.h")
+#include "kernels/qdot.h"
+#define SHRINK_HAVE_QDOT 1
+#endif
+#include <vector>
 
 namespace shrink {
 
@@ -18,6 +23,35 @@ void DenseWeight::matmul(const float* x, float* y, int64_t n) const {
 
 std::string DenseWeight::kind() const { return std::string(dtype_name(w_.dtype)); }
 
+BlockWeight::BlockWeight(Tensor w) : w_(std::move(w)) {
+  SHRINK_CHECK(w_.ndim() == 2, "a block-quantized weight must be 2-D, got ", shape_str(w_.shape));
+  SHRINK_CHECK(is_block_quantized(w_.dtype), dtype_name(w_.dtype), " is not a block-quantized type");
+  SHRINK_CHECK(w_.dim(1) % dtype_traits(w_.dtype).block_elems == 0, "rows of ", w_.dim(1), " values do not split into ",
+               dtype_name(w_.dtype), " blocks of ", dtype_traits(w_.dtype).block_elems);
+}
+
+void BlockWeight::matmul(const float* x, float* y, int64_t n) const {
+#ifdef SHRINK_HAVE_QDOT
+  kernels::qmatmul(w_.dtype, w_.data, x, y, n, w_.dim(0), w_.dim(1));
+#else  // TEMPORARY until the quantized dot kernels land: dequantize row panels
+  const int64_t rows = w_.dim(0), cols = w_.dim(1), panel = 64;
+  const int64_t row_bytes = dtype_bytes(w_.dtype, cols);
+  std::vector<float> wf(panel * cols), yp(n * panel);
+  for (int64_t r0 = 0; r0 < rows; r0 += panel) {
+    const int64_t nr = std::min(panel, rows - r0);
+    convert_to_f32(w_.dtype, static_cast<const char*>(w_.data) + r0 * row_bytes, wf.data(), nr * cols);
+    kernels::matmul(DType::F32, wf.data(), x, yp.data(), n, nr, cols);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < nr; ++r) y[t * rows + r0 + r] = yp[t * nr + r];
+  }
+#endif
+}
+
+std::shared_ptr<WeightRepr> make_weight(Tensor w) {
+  if (is_block_quantized(w.dtype)) return std::make_shared<BlockWeight>(std::move(w));
+  return std::make_shared<DenseWeight>(std::move(w));
+}
+
 Linear::Linear(std::string name, std::shared_ptr<WeightRepr> weight, Tensor bias)
     : name_(std::move(name)), weight_(std::move(weight)), bias_(std::move(bias)) {
   SHRINK_CHECK(weight_, name_, ": Linear without a weight");
@@ -29,7 +63,7 @@ Linear::Linear(std::string name, std::shared_ptr<WeightRepr> weight, Tensor bias
 Linear Linear::dense(std::string name, Tensor weight, const Tensor* bias) {
   Tensor b;
   if (bias) b = bias->dtype == DType::F32 ? *bias : bias->to(DType::F32);
-  return Linear(std::move(name), std::make_shared<DenseWeight>(std::move(weight)), std::move(b));
+  return Linear(std::move(name), make_weight(std::move(weight)), std::move(b));
 }
 
 void Linear::forward(const float* x, float* y, int64_t n) const {

@@ -42,11 +42,33 @@ class DenseWeight : public WeightRepr {
   Tensor w_;
 };
 
+// A ggml block-quantized matrix (Q8_0, Q4_K, ...: DType::is_block_quantized),
+// rows of in/block_elems blocks, exactly as stored in GGUF (may point into an
+// mmap'd file).
+class BlockWeight : public WeightRepr {
+ public:
+  explicit BlockWeight(Tensor w);
+  int64_t out_features() const override { return w_.dim(0); }
+  int64_t in_features() const override { return w_.dim(1); }
+  void matmul(const float* x, float* y, int64_t n) const override;
+  int64_t bytes() const override { return w_.nbytes(); }
+  std::string kind() const override { return std::string(dtype_name(w_.dtype)); }
+  Tensor to_dense_f32() const override { return w_.to(DType::F32); }
+  const Tensor& tensor() const { return w_; }
+
+ private:
+  Tensor w_;
+};
+
+// DenseWeight or BlockWeight, by the tensor's dtype.
+std::shared_ptr<WeightRepr> make_weight(Tensor w);
+
 class Linear {
  public:
   Linear() = default;
   Linear(std::string name, std::shared_ptr<WeightRepr> weight, Tensor bias = {});
-  // Dense weight from a tensor {out, in}; the bias (if any) is converted to f32.
+  // Weight from a tensor {out, in} (dense or block-quantized: make_weight);
+  // the bias (if any) is converted to f32.
   static Linear dense(std::string name, Tensor weight, const Tensor* bias = nullptr);
 
   void forward(const float* x, float* y, int64_t n) const;

@@ -18,8 +18,10 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
 Transformer::Transformer(const ModelFile& m) : cfg_(m.config) {
   const bool gpt2 = cfg_.arch == Arch::GPT2;
   tok_embd_ = m.get("token_embd.weight");
-  SHRINK_CHECK(tok_embd_.dtype == DType::F32 || tok_embd_.dtype == DType::F16 || tok_embd_.dtype == DType::BF16,
-               m.path, ": token embedding type ", dtype_name(tok_embd_.dtype), " is not supported");
+  // Rows are looked up and widened one at a time, so a block-quantized table
+  // (llama.cpp's Q4_K_M stores it as Q4_K/Q6_K) works when rows are whole blocks.
+  SHRINK_CHECK(tok_embd_.dim(1) % dtype_traits(tok_embd_.dtype).block_elems == 0, m.path, ": token embedding rows of ",
+               tok_embd_.dim(1), " do not split into ", dtype_name(tok_embd_.dtype), " blocks");
   if (gpt2) pos_embd_ = f32_or_empty(m, "position_embd.weight");
   out_norm_ = f32_or_empty(m, "output_norm.weight");
   out_norm_b_ = f32_or_empty(m, "output_norm.bias");
@@ -163,33 +165,42 @@ void Transformer::ffn(Block& b, int n) {
   run(b.w_down, h1_.data(), xn_.data(), n);
 }
 
+void Transformer::forward_block(int layer, float* x, int n, KVCache& cache) {
+  SHRINK_CHECK(cache.len + n <= cache.max_len, "context overflow: ", cache.len, " + ", n, " tokens exceed the cache of ",
+               cache.max_len);
+  reserve(n);
+  const int64_t d = cfg_.dim;
+  pos_.resize(n);
+  for (int t = 0; t < n; ++t) pos_[t] = cache.len + t;
+  Block& b = blocks_[layer];
+  norm(b.attn_norm, b.attn_norm_b, x, xn_.data(), n);
+  if (cfg_.arch == Arch::GPT2)
+    attention_gpt2(b, layer, n, cache);
+  else
+    attention_llama(b, layer, n, cache, pos_.data());
+  run(b.wo, att_.data(), xn_.data(), n);
+  kernels::add(x, xn_.data(), n * d);
+  norm(b.ffn_norm, b.ffn_norm_b, x, xn_.data(), n);
+  ffn(b, n);
+  kernels::add(x, xn_.data(), n * d);
+}
+
+void Transformer::forward_head(const float* x, int n, float* logits) {
+  reserve(n);
+  norm(out_norm_, out_norm_b_, x, xn_.data(), n);
+  run(output_, xn_.data(), logits, n);
+}
+
 void Transformer::forward(const int32_t* tokens, int n, KVCache& cache, float* logits, bool all_logits) {
   SHRINK_CHECK(n > 0, "forward of zero tokens");
   SHRINK_CHECK(cache.len + n <= cache.max_len, "context overflow: ", cache.len, " + ", n, " tokens exceed the cache of ",
                cache.max_len);
   reserve(n);
-  const int64_t d = cfg_.dim;
-  std::vector<int32_t> pos(n);
-  for (int t = 0; t < n; ++t) pos[t] = cache.len + t;
   embed(tokens, n, cache.len, x_.data());
-  for (int l = 0; l < cfg_.n_layers; ++l) {
-    Block& b = blocks_[l];
-    norm(b.attn_norm, b.attn_norm_b, x_.data(), xn_.data(), n);
-    if (cfg_.arch == Arch::GPT2)
-      attention_gpt2(b, l, n, cache);
-    else
-      attention_llama(b, l, n, cache, pos.data());
-    run(b.wo, att_.data(), xn_.data(), n);
-    kernels::add(x_.data(), xn_.data(), n * d);
-    norm(b.ffn_norm, b.ffn_norm_b, x_.data(), xn_.data(), n);
-    ffn(b, n);
-    kernels::add(x_.data(), xn_.data(), n * d);
-  }
+  for (int l = 0; l < cfg_.n_layers; ++l) forward_block(l, x_.data(), n, cache);
   cache.len += n;
   const int first = all_logits ? 0 : n - 1;
-  const int rows = n - first;
-  norm(out_norm_, out_norm_b_, x_.data() + first * d, xn_.data(), rows);
-  run(output_, xn_.data(), logits, rows);
+  forward_head(x_.data() + int64_t(first) * cfg_.dim, n - first, logits);
 }
 
 }  // namespace shrink

@@ -42,14 +42,23 @@ class Transformer {
   // token's [vocab].
   void forward(const int32_t* tokens, int n, KVCache& cache, float* logits, bool all_logits);
 
+  // The pieces of forward(), for the calibration driver (compress/calib), which
+  // runs the model one block at a time over many sequences:
+  //   embed(tokens) -> forward_block(0..n_layers-1) -> forward_head.
+  // x is [n x dim]. forward_block works at positions cache.len .. cache.len+n-1
+  // and writes that layer's keys/values but does not advance cache.len.
+  void embed(const int32_t* tokens, int n, int pos0, float* x) const;
+  void forward_block(int layer, float* x, int n, KVCache& cache);
+  void forward_head(const float* x, int n, float* logits);
+
   std::vector<Linear*> linears();  // every Linear, in forward order (output head last)
   Block& block(int i) { return blocks_[i]; }
+  Linear& output() { return output_; }
   int64_t weight_bytes() const;      // all parameters as stored
   int64_t decode_bytes() const;      // bytes one decoded token streams (linears + one embedding row)
   LinearInputHook hook;              // optional: sees every Linear's input
 
  private:
-  void embed(const int32_t* tokens, int n, int pos0, float* x) const;
   void attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos);
   void attention_gpt2(Block& b, int layer, int n, KVCache& cache);
   void ffn(Block& b, int n);
@@ -63,6 +72,7 @@ class Transformer {
   std::vector<Block> blocks_;
   // Scratch, sized for the largest n seen.
   int cap_ = 0;
+  std::vector<int32_t> pos_;
   std::vector<float> x_, xn_, q_, k_, v_, att_, h1_, h2_, qkv_;
 };
 

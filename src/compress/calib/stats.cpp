@@ -1,0 +1,54 @@
+#include "compress/calib/stats.h"
+
+#include <dnnl.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace shrink::calib {
+
+Hessian::Hessian(int64_t cols) : cols_(cols), sum_(size_t(cols * cols), 0.0f) {}
+
+void Hessian::add(const float* x, int64_t n) {
+  // sum += x^T x (x row-major n x cols).
+  const dnnl_status_t st = dnnl_sgemm('T', 'N', cols_, cols_, n, 1.0f, x, cols_, x, cols_, 1.0f, sum_.data(), cols_);
+  SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
+  count_ += n;
+}
+
+std::vector<float> Hessian::matrix() const {
+  std::vector<float> h(sum_);
+  const float s = count_ > 0 ? 2.0f / float(count_) : 0.0f;
+  for (float& v : h) v *= s;
+  return h;
+}
+
+void ColumnStats::add(const float* x, int64_t n) {
+  const int64_t cols = static_cast<int64_t>(sum_sq.size());
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = x + t * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = row[c], a = std::fabs(v);
+      sum_sq[c] += double(v) * v;
+      sum_abs[c] += a;
+      max_abs[c] = std::max(max_abs[c], a);
+    }
+  }
+  count += n;
+}
+
+std::vector<float> ColumnStats::mean_sq() const {
+  std::vector<float> m(sum_sq.size());
+  for (size_t c = 0; c < m.size(); ++c) m[c] = count ? float(sum_sq[c] / double(count)) : 0.0f;
+  return m;
+}
+
+std::vector<float> ColumnStats::mean_abs() const {
+  std::vector<float> m(sum_abs.size());
+  for (size_t c = 0; c < m.size(); ++c) m[c] = count ? float(sum_abs[c] / double(count)) : 0.0f;
+  return m;
+}
+
+}  // namespace shrink::calib

@@ -1,0 +1,39 @@
+// Statistics of a Linear's inputs gathered over calibration data.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace shrink::calib {
+
+// H = (2 / N) * sum over the N observed rows x of x^T x: the Hessian of the
+// layer's squared output error that GPTQ and SparseGPT minimise (Frantar et
+// al. 2022, eq. 1). Accumulated in f32 by oneDNN (as GPTQ's reference code
+// does on the GPU), `cols` x `cols`, symmetric.
+class Hessian {
+ public:
+  explicit Hessian(int64_t cols);
+  void add(const float* x, int64_t n);  // n rows of cols values
+  int64_t cols() const { return cols_; }
+  int64_t count() const { return count_; }
+  // The normalised H (2/N * sum), row-major.
+  std::vector<float> matrix() const;
+
+ private:
+  int64_t cols_, count_ = 0;
+  std::vector<float> sum_;  // sum of x^T x
+};
+
+// Per-column statistics: mean of x^2 (llama.cpp's importance matrix; Wanda's
+// ||X_j||^2 / N), mean |x| (AWQ's activation scale) and max |x| (SmoothQuant).
+struct ColumnStats {
+  explicit ColumnStats(int64_t cols = 0) : sum_sq(size_t(cols)), sum_abs(size_t(cols)), max_abs(size_t(cols)) {}
+  void add(const float* x, int64_t n);
+  std::vector<float> mean_sq() const;
+  std::vector<float> mean_abs() const;
+  std::vector<double> sum_sq, sum_abs;
+  std::vector<float> max_abs;
+  int64_t count = 0;
+};
+
+}  // namespace shrink::calib

@@ -1,0 +1,47 @@
+// GroupQuantWeight: shrink's general group-quantized matrix (compress/quant/
+// spec.h) for the methods and bit widths ggml's block types cannot hold.
+// Codes are packed as compressed-tensors' "pack-quantized" format packs them:
+// each row is int32 words of 32/bits codes, code i of a word in bits
+// [bits*i, bits*(i+1)), so a file written from this needs no repacking.
+// Group g of row r: value = scale[r, g] * (level(code) - zero[r, g]).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "compress/quant/spec.h"
+#include "model/linear.h"
+
+namespace shrink {
+
+class GroupQuantWeight : public WeightRepr {
+ public:
+  // codes: rows x cols codes, row-major; scale/zero: rows x n_groups (or 1 x 1 per tensor).
+  GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols, const std::vector<uint8_t>& codes,
+                   std::vector<float> scale, std::vector<float> zero);
+
+  int64_t out_features() const override { return rows_; }
+  int64_t in_features() const override { return cols_; }
+  void matmul(const float* x, float* y, int64_t n) const override;
+  int64_t bytes() const override;
+  std::string kind() const override { return spec_.name(); }
+  Tensor to_dense_f32() const override;
+
+  const quant::QuantSpec& spec() const { return spec_; }
+  int64_t n_groups() const { return group_len_ == cols_ ? 1 : (cols_ + group_len_ - 1) / group_len_; }
+  int64_t words_per_row() const { return words_per_row_; }
+  const std::vector<uint32_t>& packed() const { return packed_; }
+  const std::vector<float>& scales() const { return scale_; }
+  const std::vector<float>& zeros() const { return zero_; }
+  uint8_t code(int64_t r, int64_t c) const;
+  // Row r as f32 values.
+  void dequantize_row(int64_t r, float* out) const;
+
+ private:
+  quant::QuantSpec spec_;
+  quant::Codebook codebook_;
+  int64_t rows_, cols_, group_len_, per_word_, words_per_row_;
+  std::vector<uint32_t> packed_;
+  std::vector<float> scale_, zero_;
+};
+
+}  // namespace shrink

@@ -432,13 +432,13 @@ TEST(GgufMalformed, ModelLevelProblems) {
   std::vector<GgufTensorOut> outs;
   for (const auto& t : g.tensors) outs.push_back({t.name, t.ne, t.type, g.tensor_data(t)});
   for (auto& o : outs)
-    if (o.name == "blk.0.ffn_up.weight") o.type = 20, o.ne = {256, 4};  // IQ4_NL (unreadable): 576 bytes < f32 size
+    if (o.name == "blk.0.ffn_up.weight") o.type = 16, o.ne = {256, 4};  // IQ2_XXS (unreadable): 264 bytes < f32 size
   write_gguf(dir + "/q4k.gguf", g.kv, outs);
   try {
     load_gguf_model(dir + "/q4k.gguf");
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.ffn_up.weight' has unsupported type IQ4_NL (supported: F32"),
+    EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.ffn_up.weight' has unsupported type IQ2_XXS (supported: F32"),
               std::string::npos)
         << e.what();
   }
@@ -456,7 +456,7 @@ TEST(GgufModel, LlamaRoundTrip) {
   v.pad_id = 5;
   v.add_space_prefix = false;
   m.tokenizer = make_tokenizer(v);
-  // Several dtypes: dense ones must come back bit-identical, block ones dequantized.
+  // Several dtypes: every one comes back bit-identical (block tensors stay in their blocks).
   m.tensors["blk.0.attn_q.weight"] = m.tensors["blk.0.attn_q.weight"].to(DType::F16);
   m.tensors["blk.1.attn_k.weight"] = m.tensors["blk.1.attn_k.weight"].to(DType::BF16);
   m.tensors["blk.2.ffn_up.weight"] = m.tensors["blk.2.ffn_up.weight"].to(DType::Q8_0);
@@ -469,10 +469,8 @@ TEST(GgufModel, LlamaRoundTrip) {
   ASSERT_EQ(r.tensors.size(), m.tensors.size());
   for (const auto& [name, t] : m.tensors) {
     const Tensor& u = r.get(name);
-    if (is_block_quantized(t.dtype))
-      EXPECT_TRUE(same_bytes(u, t.to(DType::F32))) << name;
-    else
-      EXPECT_TRUE(same_bytes(u, t)) << name;
+    EXPECT_EQ(u.dtype, t.dtype) << name;
+    EXPECT_TRUE(same_bytes(u, t)) << name;
   }
   ASSERT_TRUE(r.tokenizer);
   const Vocab& rv = r.tokenizer->vocab();

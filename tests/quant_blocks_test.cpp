@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -19,6 +20,7 @@
 #include "io/gguf.h"
 #include "io/model_file.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/quant_grid.h"
 #include "kernels/quant_kblocks.h"
 #include "model/transformer.h"
 #include "test_util.h"
@@ -75,7 +77,7 @@ TEST(QuantBlocks, SizesMatchGgml) {
   std::vector<float> y(128);
   const std::vector<uint8_t> raw(144);
   EXPECT_THROW(convert_to_f32(DType::Q4_K, raw.data(), y.data(), 128), Error);  // not a whole super-block
-  EXPECT_THROW(convert_from_f32(DType::Q4_K, y.data(), nullptr, 128), Error);   // no K-quantizer (yet)
+  EXPECT_THROW(convert_from_f32(DType::Q4_K, y.data(), nullptr, 128), Error);   // not a whole super-block
 }
 
 // ------------------------------------------------------------------ 32-value blocks
@@ -355,6 +357,212 @@ TEST(QuantBlocks, Q6_KHandBuilt) {
   EXPECT_EQ(z[161], 0.5f * -3 * -32);
 }
 
+// ------------------------------------------------------------------ quantizers vs llama.cpp
+
+// Hand-computed quantizer outputs pin the byte layout from the writer's side.
+TEST(QuantBlocks, Q4_0QuantizeHandComputed) {
+  float x[32];
+  for (int e = 0; e < 32; ++e) x[e] = static_cast<float>(e - 16);
+  BlockQ4_0 b{};
+  quantize_q4_0(x, &b, 32);
+  // -16 is the largest magnitude: d = -16 / -8 = 2, q = int(x / 2 + 8.5) = int(e / 2 + 0.5).
+  EXPECT_EQ(b.d, 0x4000);  // f16 2.0
+  EXPECT_EQ(b.qs[0], 0x80);   // q[0] = 0 low, q[16] = 8 high
+  EXPECT_EQ(b.qs[1], 0x91);   // q[1] = 1, q[17] = 9
+  EXPECT_EQ(b.qs[15], 0xF8);  // q[15] = 8, q[31] = min(15, 16)
+}
+
+// Integer-valued sub-blocks spanning 0..qmax are fitted exactly (scale 1, min 0),
+// so the packed codes are the inputs themselves: Q2_K's crumbs, Q4_K's nibbles and
+// Q5_K's fifth bits can be checked against the layout description.
+TEST(QuantBlocks, KQuantizeHandComputed) {
+  float x[256];
+  int q2[256], q4[256], q5[256];
+  for (int e = 0; e < 256; ++e) q2[e] = (e * 3 + e / 16) % 4;
+  for (int e = 0; e < 256; ++e) x[e] = static_cast<float>(q2[e]);
+  BlockQ2_K b2{};
+  quantize_q2_k(x, &b2, 256);
+  EXPECT_EQ(b2.d, f32_to_f16(1 / 15.f));  // scales 1 on a 4-bit grid against max 1
+  EXPECT_EQ(b2.dmin, 0);
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(b2.scales[j], 0x0F) << j;
+  uint8_t qs[128];
+  pack_crumbs(q2, qs);
+  EXPECT_EQ(std::memcmp(qs, b2.qs, 64), 0);
+
+  for (int e = 0; e < 256; ++e) q4[e] = (e * 7 + e / 32) % 16;
+  for (int e = 0; e < 256; ++e) x[e] = static_cast<float>(q4[e]);
+  BlockQ4_K b4{};
+  quantize_q4_k(x, &b4, 256);
+  EXPECT_EQ(b4.d, f32_to_f16(1 / 63.f));
+  EXPECT_EQ(b4.dmin, 0);
+  const uint8_t k4_scales[12] = {255, 255, 255, 255, 0, 0, 0, 0, 15, 15, 15, 15};  // sc 63, m 0 (by hand)
+  EXPECT_EQ(std::memcmp(b4.scales, k4_scales, 12), 0);
+  pack_nibbles(q4, qs);
+  EXPECT_EQ(std::memcmp(qs, b4.qs, 128), 0);
+
+  for (int e = 0; e < 256; ++e) q5[e] = (e * 7 + e / 32) % 32;
+  for (int e = 0; e < 256; ++e) x[e] = static_cast<float>(q5[e]);
+  BlockQ5_K b5{};
+  quantize_q5_k(x, &b5, 256);
+  EXPECT_EQ(b5.d, f32_to_f16(1 / 63.f));
+  EXPECT_EQ(std::memcmp(b5.scales, k4_scales, 12), 0);
+  pack_nibbles(q5, qs);
+  EXPECT_EQ(std::memcmp(qs, b5.qs, 128), 0);
+  for (int e = 0; e < 256; ++e) EXPECT_EQ((b5.qh[e % 32] >> (e / 32)) & 1, q5[e] >> 4) << e;
+}
+
+std::vector<uint8_t> read_fixture(const std::string& name) {
+  const std::string path = std::string(SHRINK_SOURCE_DIR) + "/tests/data/ggml_quant/" + name;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  EXPECT_TRUE(f) << "missing fixture " << path << " (scripts/make_ggml_quant_fixtures.py writes it)";
+  std::vector<uint8_t> v;
+  if (!f) return v;
+  uint8_t buf[4096];
+  for (size_t k; (k = std::fread(buf, 1, sizeof buf, f)) > 0;) v.insert(v.end(), buf, buf + k);
+  std::fclose(f);
+  return v;
+}
+
+std::vector<float> read_f32_fixture(const std::string& name) {
+  const std::vector<uint8_t> b = read_fixture(name);
+  std::vector<float> v(b.size() / 4);
+  if (!v.empty()) std::memcpy(v.data(), b.data(), v.size() * 4);
+  return v;
+}
+
+constexpr int64_t kFixtureRow = 512;  // n_per_row of tests/data/ggml_quant (manifest.txt)
+const std::pair<DType, const char*> kFixtureTypes[] = {
+    {DType::Q4_0, "q4_0"}, {DType::Q4_1, "q4_1"}, {DType::Q5_0, "q5_0"}, {DType::Q5_1, "q5_1"},
+    {DType::Q8_0, "q8_0"}, {DType::Q2_K, "q2_k"}, {DType::Q3_K, "q3_k"}, {DType::Q4_K, "q4_k"},
+    {DType::Q5_K, "q5_k"}, {DType::Q6_K, "q6_k"}, {DType::IQ4_NL, "iq4_nl"}};
+
+// Every block scale passes through f16: the conversion must round like ggml's
+// GGML_FP32_TO_FP16 (round to nearest even, subnormals, overflow to inf).
+TEST(QuantBlocks, F16RoundingMatchesGgml) {
+  const std::vector<float> in = read_f32_fixture("f16_in.f32");
+  const std::vector<uint8_t> out = read_fixture("f16_out.u16");
+  ASSERT_EQ(out.size(), in.size() * 2);
+  ASSERT_GT(in.size(), 1000u);
+  for (size_t i = 0; i < in.size(); ++i) {
+    const uint16_t want = static_cast<uint16_t>(out[2 * i] | (out[2 * i + 1] << 8));
+    ASSERT_EQ(f32_to_f16(in[i]), want) << i << ": " << in[i];
+  }
+}
+
+// The decisive check: shrink's quantizers write exactly the bytes of llama.cpp's
+// ggml_quantize_chunk (0ad4a86, scripts/make_ggml_quant_fixtures.py) for 14 rows of
+// 512 values (gaussian, outliers, all-positive, zero and constant blocks, tiny and
+// huge magnitudes, values on a grid...), without and with an importance vector.
+TEST(QuantBlocks, QuantizersMatchGgmlByteForByte) {
+  const std::vector<float> x = read_f32_fixture("input.f32");
+  const std::vector<float> imatrix = read_f32_fixture("imatrix.f32");
+  ASSERT_EQ(imatrix.size(), static_cast<size_t>(kFixtureRow));
+  ASSERT_EQ(x.size() % kFixtureRow, 0u);
+  const int64_t rows = static_cast<int64_t>(x.size()) / kFixtureRow;
+  for (const auto& [t, name] : kFixtureTypes) {
+    ASSERT_TRUE(has_block_quantizer(t)) << name;
+    const int64_t row_bytes = dtype_bytes(t, kFixtureRow), bb = dtype_traits(t).block_bytes;
+    for (const bool imat : {false, true}) {
+      const std::vector<uint8_t> want = read_fixture(std::string(name) + (imat ? ".imat.bin" : ".bin"));
+      ASSERT_EQ(static_cast<int64_t>(want.size()), rows * row_bytes) << name;
+      std::vector<uint8_t> got(want.size(), 0xAA);
+      quantize_rows(t, x.data(), got.data(), rows, kFixtureRow, imat ? imatrix.data() : nullptr);
+      int bad = 0;
+      for (int64_t b = 0; b < static_cast<int64_t>(got.size()) / bb; ++b)
+        if (std::memcmp(&got[b * bb], &want[b * bb], bb) != 0 && bad++ < 3)
+          ADD_FAILURE() << name << (imat ? " imatrix" : "") << ": block " << b << " (row " << b * bb / row_bytes
+                        << ") differs from ggml's";
+      EXPECT_EQ(bad, 0) << name << (imat ? " imatrix" : "") << ": " << bad << " of " << got.size() / bb
+                        << " blocks differ";
+      // One row at a time through quantize_row gives the same bytes.
+      std::vector<uint8_t> row(row_bytes);
+      quantize_row(t, x.data() + 6 * kFixtureRow, row.data(), kFixtureRow, imat ? imatrix.data() : nullptr);
+      EXPECT_EQ(std::memcmp(row.data(), &want[6 * row_bytes], row_bytes), 0) << name;
+    }
+  }
+}
+
+TEST(QuantBlocks, QuantizersRejectPartialBlocks) {
+  std::vector<float> x(300, 1.0f);
+  std::vector<uint8_t> out(1024);
+  EXPECT_THROW(quantize_row(DType::Q4_K, x.data(), out.data(), 288), Error);  // not a multiple of 256
+  EXPECT_THROW(quantize_row(DType::Q4_0, x.data(), out.data(), 48), Error);   // not a multiple of 32
+  EXPECT_THROW(quantize_rows(DType::Q6_K, x.data(), out.data(), 1, 128), Error);
+  EXPECT_THROW(quantize_row(DType::F16, x.data(), out.data(), 32), Error);    // not a block type
+  EXPECT_EQ(dtype_traits(DType::IQ4_NL).block_bytes, 18);
+  EXPECT_EQ(parse_dtype("IQ4_NL"), DType::IQ4_NL);
+}
+
+// ------------------------------------------------------------------ grid
+
+// Every grid type: blocks from ggml (fixtures) and from quantizing random data read
+// back as scale * q + offset give dequantize's values bit for bit; set_codes after
+// get_codes rewrites the same bytes; new codes change only the code bits.
+TEST(QuantBlocks, BlockGridReproducesDequantize) {
+  const std::vector<float> x = read_f32_fixture("input.f32");
+  std::mt19937 rng(11);
+  for (const auto& [t, name] : kFixtureTypes) {
+    if (!has_block_grid(t)) {
+      EXPECT_EQ(t, DType::IQ4_NL);
+      continue;
+    }
+    const int be = static_cast<int>(dtype_traits(t).block_elems), bb = static_cast<int>(dtype_traits(t).block_bytes);
+    std::vector<uint8_t> blocks = read_fixture(std::string(name) + ".imat.bin");
+    const std::vector<uint8_t> ref = read_fixture(std::string(name) + ".bin");
+    blocks.insert(blocks.end(), ref.begin(), ref.end());
+    const int nb = static_cast<int>(blocks.size()) / bb;
+    ASSERT_GT(nb, 0) << name;
+    std::vector<float> y(be), z(be);
+    std::vector<uint8_t> q(be), q2(be), copy(bb);
+    for (int b = 0; b < nb; ++b) {
+      uint8_t* blk = &blocks[static_cast<size_t>(b) * bb];
+      BlockGrid g;
+      block_grid(t, blk, &g);
+      ASSERT_EQ(g.sub_blocks * g.sub_len, be) << name;
+      block_get_codes(t, blk, q.data());
+      dequantize_row(t, blk, y.data(), be);
+      for (int e = 0; e < be; ++e) {
+        ASSERT_LE(q[e], g.qmax) << name;
+        ASSERT_EQ(grid_value(g, e, q[e]), y[e]) << name << " block " << b << " element " << e;
+      }
+      std::memcpy(copy.data(), blk, bb);
+      block_set_codes(t, copy.data(), q.data());
+      ASSERT_EQ(std::memcmp(copy.data(), blk, bb), 0) << name << " block " << b;
+      // Random codes: the header stays (same grid) and dequantize follows the grid.
+      for (int e = 0; e < be; ++e) q2[e] = static_cast<uint8_t>(rng() % (g.qmax + 1));
+      block_set_codes(t, copy.data(), q2.data());
+      BlockGrid g2;
+      block_grid(t, copy.data(), &g2);
+      ASSERT_EQ(std::memcmp(g.scale, g2.scale, sizeof g.scale), 0) << name;
+      ASSERT_EQ(std::memcmp(g.offset, g2.offset, sizeof g.offset), 0) << name;
+      dequantize_row(t, copy.data(), z.data(), be);
+      block_get_codes(t, copy.data(), q.data());
+      for (int e = 0; e < be; ++e) {
+        ASSERT_EQ(q[e], q2[e]) << name << " element " << e;
+        ASSERT_EQ(grid_value(g, e, q2[e]), z[e]) << name << " element " << e;
+      }
+    }
+    // The nearest code of a dequantized value is its own code (unless the scale is 0).
+    std::vector<uint8_t> own(bb);
+    quantize_row(t, x.data(), own.data(), be);
+    BlockGrid g;
+    block_grid(t, own.data(), &g);
+    block_get_codes(t, own.data(), q.data());
+    dequantize_row(t, own.data(), y.data(), be);
+    for (int e = 0; e < be; ++e) {
+      if (g.scale[e / g.sub_len] != 0) {
+        EXPECT_EQ(grid_code(g, e, y[e]), q[e]) << name << " " << e;
+      }
+    }
+  }
+  BlockGrid g;
+  const std::vector<uint8_t> iq(18);
+  EXPECT_THROW(block_grid(DType::IQ4_NL, iq.data(), &g), Error);
+  const uint8_t bad[32] = {16};
+  std::vector<uint8_t> blk(18);
+  EXPECT_THROW(block_set_codes(DType::Q4_0, blk.data(), bad), Error);  // code above qmax
+}
+
 // ------------------------------------------------------------------ real files
 
 const char* kTeacherDir = "models/teacher-9M/gguf/";
@@ -369,8 +577,8 @@ double rel_rms(const Tensor& ref, const Tensor& got) {
   return std::sqrt(num / den);
 }
 
-// Loads a quantized teacher file through load_model (every tensor dequantized to
-// F32) and returns, per ggml type, the largest relative RMS error of its tensors
+// Loads a quantized teacher file through load_model (block-quantized tensors
+// stay in their blocks; dequantized here) and returns, per ggml type, the largest relative RMS error of its tensors
 // against the F32 file.
 std::map<std::string, double> worst_error_by_type(const std::string& f32_path, const std::string& q_path) {
   const ModelFile a = load_model(f32_path), b = load_model(q_path);
@@ -379,8 +587,7 @@ std::map<std::string, double> worst_error_by_type(const std::string& f32_path, c
   std::map<std::string, double> worst;
   for (const GgufTensorInfo& info : g.tensors) {
     const Tensor& t = a.get(info.name);
-    const Tensor& u = b.get(info.name);
-    EXPECT_EQ(u.dtype, DType::F32) << info.name;
+    const Tensor u = b.get(info.name).to(DType::F32);
     EXPECT_EQ(u.shape, t.shape) << info.name;
     if (u.dtype != DType::F32 || u.shape != t.shape) continue;
     double& w = worst[ggml_type_name(info.type)];
@@ -416,29 +623,41 @@ TEST(GgufReal, QuantizedFilesCloseToF32) {
   }
 }
 
-// shrink's Q8_0 and Q4_0 quantizers reproduce llama-quantize's blocks byte for
-// byte (same rounding as ggml's quantize_row_q8_0_ref / q4_0_ref): the weights
-// shrink evaluates for those files are exactly llama.cpp's.
+// shrink's quantizers reproduce llama-quantize's blocks byte for byte for every
+// block tensor of the three files (Q8_0, Q4_0, and Q4_K/Q6_K of Q4_K_M; no
+// importance matrix, so ggml's quantize_row_*_ref): the weights shrink evaluates
+// for those files are exactly llama.cpp's, and shrink writes the same files.
 TEST(GgufReal, QuantizersReproduceLlamaQuantize) {
   const std::string dir = kTeacherDir;
   SHRINK_REQUIRE_ASSET(f32, dir + "model-f32.gguf");
   const GgufFile src = read_gguf(f32);
-  for (const char* name : {"model-q8_0.gguf", "model-q4_0.gguf"}) {
+  for (const char* name : {"model-q8_0.gguf", "model-q4_0.gguf", "model-q4_k_m.gguf"}) {
     SHRINK_REQUIRE_ASSET(path, dir + name);
     const GgufFile q = read_gguf(path);
-    int checked = 0;
+    int checked = 0, blocks = 0;
+    std::map<std::string, int> by_type;
     for (const GgufTensorInfo& info : q.tensors) {
+      if (info.type == ggml_type::F32) continue;
       DType dt{};
-      if (!ggml_to_dtype(info.type, &dt) || (dt != DType::Q8_0 && dt != DType::Q4_0)) continue;
+      ASSERT_TRUE(ggml_to_dtype(info.type, &dt) && has_block_quantizer(dt)) << name << " " << info.name;
       const GgufTensorInfo* s = src.find_tensor(info.name);
       ASSERT_TRUE(s && s->type == ggml_type::F32) << info.name;
       std::vector<uint8_t> ours(info.nbytes);
       const int64_t n = static_cast<int64_t>(s->nbytes / 4);
-      convert_from_f32(dt, reinterpret_cast<const float*>(src.tensor_data(*s)), ours.data(), n);
+      quantize_row(dt, reinterpret_cast<const float*>(src.tensor_data(*s)), ours.data(), n);
       EXPECT_EQ(std::memcmp(ours.data(), q.tensor_data(info), info.nbytes), 0) << name << " " << info.name;
+      if (dt == DType::Q8_0 || dt == DType::Q4_0) {  // and through the Tensor conversion path
+        convert_from_f32(dt, reinterpret_cast<const float*>(src.tensor_data(*s)), ours.data(), n);
+        EXPECT_EQ(std::memcmp(ours.data(), q.tensor_data(info), info.nbytes), 0) << name << " " << info.name;
+      }
       ++checked;
+      ++by_type[std::string(dtype_name(dt))];
+      blocks += static_cast<int>(n / dtype_traits(dt).block_elems);
     }
-    EXPECT_EQ(checked, std::string(name) == "model-q8_0.gguf" ? 2 + 8 * 7 : 1 + 8 * 7) << name;
+    std::printf("%-18s %d tensors, %d blocks identical to llama-quantize's:", name, checked, blocks);
+    for (const auto& [t, c] : by_type) std::printf(" %s x%d", t.c_str(), c);
+    std::printf("\n");
+    EXPECT_EQ(checked, 2 + 8 * 7) << name;  // token_embd, output, 7 matrices in each of 8 layers
   }
 }
 

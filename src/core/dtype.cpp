@@ -11,7 +11,7 @@
 namespace shrink {
 
 namespace {
-constexpr std::array<DTypeTraits, 18> kTraits = {{
+constexpr std::array<DTypeTraits, 19> kTraits = {{
     {"f32", 1, 4},
     {"f16", 1, 2},
     {"bf16", 1, 2},
@@ -31,8 +31,9 @@ constexpr std::array<DTypeTraits, 18> kTraits = {{
     {"q4_k", 256, 144},
     {"q5_k", 256, 176},
     {"q6_k", 256, 210},
+    {"iq4_nl", 32, 18},  // ggml block_iq4_nl: f16 scale + 16 bytes of nibbles indexing a 16-value table
 }};
-static_assert(kTraits.size() == static_cast<size_t>(DType::Q6_K) + 1, "one traits row per DType");
+static_assert(kTraits.size() == static_cast<size_t>(DType::IQ4_NL) + 1, "one traits row per DType");
 }  // namespace
 
 const DTypeTraits& dtype_traits(DType t) { return kTraits.at(static_cast<size_t>(t)); }

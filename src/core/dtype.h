@@ -8,10 +8,13 @@
 namespace shrink {
 
 // Block types after F64 are ggml's (ggml-common.h); shrink reads all of them
-// (dequantizing to f32) and writes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1.
+// (dequantizing to f32) and can write all of them: kernels/quant_blocks.h and
+// quant_kblocks.h quantize bit-exactly like llama.cpp's ggml_quantize_chunk, with
+// or without an importance vector (imatrix). New entries go at the end (IQ4_NL is
+// ggml type 20; the enum order is not ggml's).
 enum class DType : uint8_t {
   F32, F16, BF16, I8, I16, I32, I64, F64,
-  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
 };
 
 struct DTypeTraits {

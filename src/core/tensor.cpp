@@ -99,6 +99,7 @@ void convert_to_f32(DType src_type, const void* src, float* dst, int64_t n) {
     case DType::Q4_K: kernels::dequantize_q4_k(src, dst, n); return;
     case DType::Q5_K: kernels::dequantize_q5_k(src, dst, n); return;
     case DType::Q6_K: kernels::dequantize_q6_k(src, dst, n); return;
+    case DType::IQ4_NL: kernels::dequantize_iq4_nl(src, dst, n); return;
     default: fail("cannot convert ", dtype_name(src_type), " to f32");
   }
 }
@@ -116,13 +117,10 @@ void convert_from_f32(DType dst_type, const float* src, void* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
       return;
     }
-    case DType::Q8_0: kernels::quantize_q8_0(src, dst, n); return;
-    case DType::Q4_0: kernels::quantize_q4_0(src, dst, n); return;
-    case DType::Q4_1: kernels::quantize_q4_1(src, dst, n); return;
-    case DType::Q5_0: kernels::quantize_q5_0(src, dst, n); return;
-    case DType::Q5_1: kernels::quantize_q5_1(src, dst, n); return;
-    // K-quants have no quantizer yet (their scale search is part of quantization work).
-    default: fail("cannot convert f32 to ", dtype_name(dst_type));
+    default:
+      // Block types: ggml's reference quantizers (round to nearest, no importance).
+      SHRINK_CHECK(kernels::has_block_quantizer(dst_type), "cannot convert f32 to ", dtype_name(dst_type));
+      kernels::quantize_row(dst_type, src, dst, n);
   }
 }
 

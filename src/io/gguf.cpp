@@ -55,6 +55,7 @@ constexpr DTypeMap kDTypeMap[] = {
     {DType::F64, ggml_type::F64},   {DType::Q4_1, ggml_type::Q4_1}, {DType::Q5_0, ggml_type::Q5_0},
     {DType::Q5_1, ggml_type::Q5_1}, {DType::Q2_K, ggml_type::Q2_K}, {DType::Q3_K, ggml_type::Q3_K},
     {DType::Q4_K, ggml_type::Q4_K}, {DType::Q5_K, ggml_type::Q5_K}, {DType::Q6_K, ggml_type::Q6_K},
+    {DType::IQ4_NL, ggml_type::IQ4_NL},
 };
 
 uint64_t align_up(uint64_t x, uint64_t a) { return x + (a - x % a) % a; }

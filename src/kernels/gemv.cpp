@@ -141,4 +141,10 @@ void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int
   SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 
+void matmul_strided(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t n, int64_t rows,
+                    int64_t cols) {
+  const dnnl_status_t st = dnnl_sgemm('N', 'T', n, rows, cols, 1.0f, x, ldx, W, ldw, 0.0f, y, rows);
+  SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
+}
+
 }  // namespace shrink::kernels

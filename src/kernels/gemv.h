@@ -27,4 +27,9 @@ void widen_to_f32(DType wtype, const void* src, float* dst, int64_t n);
 // y[n x rows] = x[n x cols] * W^T for any n; W dense f32/f16/bf16.
 void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int64_t rows, int64_t cols);
 
+// y[n x rows] = x[n x cols] * W^T with f32 x and W whose rows are ldx / ldw
+// apart (column slices of wider matrices); y is dense (leading dimension rows).
+void matmul_strided(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t n, int64_t rows,
+                    int64_t cols);
+
 }  // namespace shrink::kernels

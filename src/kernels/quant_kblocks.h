@@ -22,7 +22,7 @@
 //
 // crumb(e) for Q2_K/Q3_K: bits 2g..2g+1 of qs[32h + l] (h, g, l as for Q6_K),
 // so one byte carries lanes l of the four 32-value groups of a 128-half.
-// Dequantization only: the quantizers (which search scales) come separately.
+// Dequantizers are in quant_kblocks.cpp, quantizers in quant_kblocks_quantize.cpp.
 #pragma once
 #include <cstdint>
 
@@ -70,6 +70,17 @@ void k4_scale_min(int j, const uint8_t* scales, int* sc, int* m);
 // (low half for j < 8, high half of byte j-8 for j >= 8); the top 2 bits of scale j
 // are bits 2*(j/4)..+1 of byte 8 + j%4.
 int q3_k_scale(int j, const uint8_t* scales);
+
+// Quantizers, bit-exact with ggml_quantize_chunk (llama.cpp's ggml-quants.c):
+// without importance, quantize_row_q*_K_ref (x may hold any number of rows);
+// with importance, quantize_row_q*_K_impl: x is ONE row of n values and
+// importance its n per-column weights (llama.cpp's imatrix for that tensor).
+// n must be a multiple of 256 (throws shrink::Error otherwise).
+void quantize_q2_k(const float* x, void* blocks, int64_t n, const float* importance = nullptr);
+void quantize_q3_k(const float* x, void* blocks, int64_t n, const float* importance = nullptr);
+void quantize_q4_k(const float* x, void* blocks, int64_t n, const float* importance = nullptr);
+void quantize_q5_k(const float* x, void* blocks, int64_t n, const float* importance = nullptr);
+void quantize_q6_k(const float* x, void* blocks, int64_t n, const float* importance = nullptr);
 
 // n must be a multiple of 256.
 void dequantize_q2_k(const void* blocks, float* x, int64_t n);

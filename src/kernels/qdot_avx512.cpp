@@ -1,0 +1,563 @@
+// AVX-512 VNNI kernels of the quantized dot products (only called when the
+// CPU reports AVX-512F/BW/VL + AVX512_VNNI + FMA/F16C; see qdot.cpp). Integer
+// products are exact: 32-value blocks use vpdpbusd (u8 weight codes x s8
+// activation codes, 4 products summed into each int32 lane); K-quants use
+// vpmaddubsw (pairs into int16, no saturation possible for codes < 64) and
+// vpdpwssd to apply the 6/8-bit sub-block scales. Per-block f32 scaling as
+// ggml's vec_dot (ggml/src/ggml-cpu/arch/x86/quants.c was read for ideas:
+// offsetting unsigned codes through the activation sums, bsums for the K-quant
+// mins); the code is our own.
+//
+// Like gemv_avx512.cpp, R rows from R distant parts of W are computed together
+// (R independent DRAM streams, each prefetched ahead), and the activation
+// chunk is loaded/rearranged once for all R rows. Every row's arithmetic is
+// the same whatever R is, so results do not depend on the thread count.
+//
+// GCC 12's AVX-512 headers build "undefined" vectors by self-initialisation,
+// which -Wuninitialized flags wherever such an intrinsic is inlined (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstring>
+#include <type_traits>
+
+#include "core/error.h"
+#include "kernels/qdot.h"
+
+#define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
+#define SHRINK_AVX512_INLINE \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"), always_inline)) inline
+
+namespace shrink::kernels {
+
+namespace {
+
+// Rows per group and the slab size above which 8 streams are used (as gemv_avx512.cpp).
+constexpr int kRowsCached = 4;
+constexpr int kRowsStreamed = 8;
+constexpr int64_t kStreamedMinBytes = int64_t{2} << 20;
+constexpr int kPrefetchBytes = 1024;
+
+SHRINK_AVX512_INLINE uint16_t u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+SHRINK_AVX512_INLINE uint32_t u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+SHRINK_AVX512_INLINE __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+SHRINK_AVX512_INLINE __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// 16 bytes from each of p, p + s, p + 2s, p + 3s in the four 128-bit lanes.
+SHRINK_AVX512_INLINE __m512i lanes4(const uint8_t* p, int64_t s) {
+  __m512i v = _mm512_castsi128_si512(load128(p));
+  v = _mm512_inserti32x4(v, load128(p + s), 1);
+  v = _mm512_inserti32x4(v, load128(p + 2 * s), 2);
+  return _mm512_inserti32x4(v, load128(p + 3 * s), 3);
+}
+
+// The f16 at p, p + s, p + 2s, p + 3s as 4 floats.
+SHRINK_AVX512_INLINE __m128 f16x4(const uint8_t* p, int64_t s) {
+  const uint64_t v = uint64_t{u16(p)} | uint64_t{u16(p + s)} << 16 | uint64_t{u16(p + 2 * s)} << 32 |
+                     uint64_t{u16(p + 3 * s)} << 48;
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(v)));
+}
+
+// ---------------------------------------------------------------------------
+// 32-value blocks: a chunk is 4 blocks, block k in 128-bit lane k; codes
+// 0..15 of every block in one vector ("lo"), 16..31 in another ("hi"), which
+// is how Q4/Q5 nibbles unpack. Activation codes are laid out the same way.
+
+template <bool kQ8_1>
+struct Act32 {
+  static constexpr int64_t kBytes = kQ8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+  static constexpr int64_t kQs = kQ8_1 ? 4 : 2;  // offset of qs
+};
+
+struct X32 {
+  __m512i ylo, yhi;
+  __m512i base;  // -offset * (activation code sums), 4 partial sums per block
+  __m128 dy, sy;  // activation d (and s for Q8_1) of the 4 blocks
+};
+
+// Weight types of 32 values: how to unpack 4 blocks to unsigned codes and
+// what offset makes them signed (q - offset).
+template <DType T>
+struct W32;
+template <>
+struct W32<DType::Q8_0> {
+  static constexpr int64_t kBytes = sizeof(BlockQ8_0);
+  static constexpr int kOffsetLog2 = 7;  // signed codes + 128 are unsigned
+  static constexpr bool kMin = false, kQ8_1 = false;
+  SHRINK_AVX512_INLINE static void codes(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    lo = _mm512_xor_si512(lanes4(p + 2, kBytes), flip);
+    hi = _mm512_xor_si512(lanes4(p + 18, kBytes), flip);
+  }
+};
+SHRINK_AVX512_INLINE void nibbles(__m512i v, __m512i& lo, __m512i& hi) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  lo = _mm512_and_si512(v, m4);
+  hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+}
+// The fifth bits of 4 Q5 blocks (qh words at p, p + s, ...): bits 0..15 of
+// each word select the lo codes of its lane, bits 16..31 the hi codes.
+SHRINK_AVX512_INLINE void add_fifth_bit(const uint8_t* p, int64_t s, __m512i& lo, __m512i& hi) {
+  const uint64_t h0 = u32(p), h1 = u32(p + s), h2 = u32(p + 2 * s), h3 = u32(p + 3 * s);
+  const uint64_t mlo = (h0 & 0xFFFF) | (h1 & 0xFFFF) << 16 | (h2 & 0xFFFF) << 32 | (h3 & 0xFFFF) << 48;
+  const uint64_t mhi = (h0 >> 16) | (h1 >> 16) << 16 | (h2 >> 16) << 32 | (h3 >> 16) << 48;
+  const __m512i c16 = _mm512_set1_epi8(16);
+  lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(mlo), lo, c16);
+  hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(mhi), hi, c16);
+}
+template <>
+struct W32<DType::Q4_0> {
+  static constexpr int64_t kBytes = sizeof(BlockQ4_0);
+  static constexpr int kOffsetLog2 = 3;
+  static constexpr bool kMin = false, kQ8_1 = false;
+  SHRINK_AVX512_INLINE static void codes(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    nibbles(lanes4(p + 2, kBytes), lo, hi);
+  }
+};
+template <>
+struct W32<DType::Q4_1> {
+  static constexpr int64_t kBytes = sizeof(BlockQ4_1);
+  static constexpr int kOffsetLog2 = -1;  // affine: no offset, a min instead
+  static constexpr bool kMin = true, kQ8_1 = true;
+  SHRINK_AVX512_INLINE static void codes(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    nibbles(lanes4(p + 4, kBytes), lo, hi);
+  }
+};
+template <>
+struct W32<DType::Q5_0> {
+  static constexpr int64_t kBytes = sizeof(BlockQ5_0);
+  static constexpr int kOffsetLog2 = 4;
+  static constexpr bool kMin = false, kQ8_1 = false;
+  SHRINK_AVX512_INLINE static void codes(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    nibbles(lanes4(p + 6, kBytes), lo, hi);
+    add_fifth_bit(p + 2, kBytes, lo, hi);
+  }
+};
+template <>
+struct W32<DType::Q5_1> {
+  static constexpr int64_t kBytes = sizeof(BlockQ5_1);
+  static constexpr int kOffsetLog2 = -1;
+  static constexpr bool kMin = true, kQ8_1 = true;
+  SHRINK_AVX512_INLINE static void codes(const uint8_t* p, __m512i& lo, __m512i& hi) {
+    nibbles(lanes4(p + 8, kBytes), lo, hi);
+    add_fifth_bit(p + 4, kBytes, lo, hi);
+  }
+};
+
+template <DType T>
+struct K32 {
+  using Wt = W32<T>;
+  using A = Act32<Wt::kQ8_1>;
+  static constexpr int kChunk = 4;
+  static constexpr int64_t kBytes = Wt::kBytes, kActBytes = A::kBytes;
+  using X = X32;
+  struct Acc {
+    __m512 f;
+    __m128 m;
+  };
+
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* a) {
+    X x;
+    x.ylo = lanes4(a + A::kQs, kActBytes);
+    x.yhi = lanes4(a + A::kQs + 16, kActBytes);
+    if constexpr (Wt::kOffsetLog2 >= 0) {
+      const __m512i ones = _mm512_set1_epi8(1);
+      const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, x.ylo), ones, x.yhi);
+      x.base = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, Wt::kOffsetLog2));
+    } else {
+      x.base = _mm512_setzero_si512();
+    }
+    x.dy = f16x4(a, kActBytes);
+    x.sy = Wt::kMin ? f16x4(a + 2, kActBytes) : _mm_setzero_ps();
+    return x;
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps(), _mm_setzero_ps()}; }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    __m512i lo, hi;
+    Wt::codes(p, lo, hi);
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(x.base, lo, x.ylo), hi, x.yhi);
+    // Block scale d_w * d_y, each broadcast to its block's 4 lanes.
+    const __m128 d = _mm_mul_ps(f16x4(p, kBytes), x.dy);
+    const __m512i expand = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512 d16 = _mm512_permutexvar_ps(expand, _mm512_castps128_ps512(d));
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d16, acc.f);
+    if constexpr (Wt::kMin) acc.m = _mm_fmadd_ps(f16x4(p + 2, kBytes), x.sy, acc.m);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) {
+    float r = _mm512_reduce_add_ps(acc.f);
+    if constexpr (Wt::kMin) {
+      __m128 m = _mm_add_ps(acc.m, _mm_movehl_ps(acc.m, acc.m));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      r += _mm_cvtss_f32(m);
+    }
+    return r;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// K-quants: a chunk is one 256-value super-block.
+
+SHRINK_AVX512_INLINE __m512i pair256(const uint8_t* a, const uint8_t* b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load256(a)), load256(b), 1);
+}
+
+// 32 int16 lanes: lanes 0..15 = v16[i], lanes 16..31 = v16[j] (v16 = 16 int16 in a ymm).
+SHRINK_AVX512_INLINE __m512i splat2(__m512i v16, int i, int j) {
+  return _mm512_permutexvar_epi16(
+      _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(i))), _mm256_set1_epi16(static_cast<short>(j)), 1),
+      v16);
+}
+
+// Bytes 1 << i in the low 256 bits, 1 << j in the high 256 bits.
+SHRINK_AVX512_INLINE __m512i bits(int i, int j) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(static_cast<char>(1 << i))),
+                            _mm256_set1_epi8(static_cast<char>(1 << j)), 1);
+}
+
+// Q4_K / Q5_K. qs bytes 0..63 hold sub-blocks 0 and 2 (low nibbles) and 1
+// and 3 (high nibbles), bytes 64..127 sub-blocks 4, 6 / 5, 7; the activation
+// codes are rearranged once per chunk to match.
+template <bool kQ5>
+struct KQ45 {
+  using Block = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(Block), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    __m512i y[4];
+    __m256i bs;  // int16: 0 x 8, then bsums[2j] + bsums[2j+1] for j < 8
+    float d;
+  };
+  struct Acc {
+    __m512 f;
+    __m256 m;
+  };
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    const auto* q = reinterpret_cast<const uint8_t*>(a->qs);
+    X x;
+    x.y[0] = pair256(q, q + 64);
+    x.y[1] = pair256(q + 32, q + 96);
+    x.y[2] = pair256(q + 128, q + 192);
+    x.y[3] = pair256(q + 160, q + 224);
+    const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a->bsums));
+    const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a->bsums + 8));
+    x.bs = _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_hadd_epi16(b0, b1), 1);
+    x.d = a->d;
+    return x;
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps(), _mm256_setzero_ps()}; }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const Block*>(p);
+    // The 8 six-bit scales and mins (k4_scale_min) as bytes sc0..7, m0..7.
+    const uint32_t a0 = u32(b->scales), a1 = u32(b->scales + 4), a2 = u32(b->scales + 8);
+    const uint32_t s_lo = a0 & 0x3f3f3f3f, s_hi = (a2 & 0x0f0f0f0f) | ((a0 >> 2) & 0x30303030);
+    const uint32_t m_lo = a1 & 0x3f3f3f3f, m_hi = ((a2 >> 4) & 0x0f0f0f0f) | ((a1 >> 2) & 0x30303030);
+    const __m128i scm = _mm_set_epi64x(static_cast<long long>(uint64_t{m_lo} | uint64_t{m_hi} << 32),
+                                       static_cast<long long>(uint64_t{s_lo} | uint64_t{s_hi} << 32));
+    const __m256i s16 = _mm256_cvtepu8_epi16(scm);
+    const __m512i s16z = _mm512_castsi256_si512(s16);
+
+    const __m512i v0 = _mm512_loadu_si512(b->qs), v1 = _mm512_loadu_si512(b->qs + 64);
+    __m512i l0, h0, l1, h1;
+    nibbles(v0, l0, h0);
+    nibbles(v1, l1, h1);
+    if constexpr (kQ5) {
+      // Sub-block s takes its fifth bit from bit s of qh[e % 32].
+      const __m512i qh = _mm512_broadcast_i64x4(load256(b->qh));
+      const __m512i c16 = _mm512_set1_epi8(16);
+      l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qh, bits(0, 2)), l0, c16);
+      h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qh, bits(1, 3)), h0, c16);
+      l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, bits(4, 6)), l1, c16);
+      h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, bits(5, 7)), h1, c16);
+    }
+    __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, x.y[0]), splat2(s16z, 0, 2));
+    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(h0, x.y[1]), splat2(s16z, 1, 3));
+    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(l1, x.y[2]), splat2(s16z, 4, 6));
+    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(h1, x.y[3]), splat2(s16z, 5, 7));
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(u32(p)))), _mm_set1_ps(x.d));
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_broadcastss_ps(dd), acc.f);
+    // Mins: sum_j m_j * (activation sum of sub-block j), scaled by dmin * d_y.
+    const __m256i ms = _mm256_madd_epi16(s16, x.bs);
+    acc.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), acc.m);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) {
+    const __m256 m = acc.m;
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm512_reduce_add_ps(acc.f) - _mm_cvtss_f32(s);
+  }
+};
+
+// Q6_K. Per 128-value half h: ql bytes 64h..64h+63 hold groups 0, 1 (low
+// nibbles) and 2, 3 (high nibbles), i.e. activation codes 128h + 0..63 and
+// 128h + 64..127 in order; the two high bits of group g are bits 2g, 2g+1 of
+// qh[32h + l], moved to bits 4, 5 by per-64-bit-lane shifts (bits never
+// cross into the masked positions from a neighbouring byte: shifts are < 8
+// and only bits 4, 5 of each byte are kept).
+struct KQ6 {
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(BlockQ6_K), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    __m512i y[4];
+    __m512i nbs;  // int16: -bsums in lanes 0..15, 0 above
+    float d;
+  };
+  struct Acc {
+    __m512 f;
+  };
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    X x;
+    for (int i = 0; i < 4; ++i) x.y[i] = _mm512_loadu_si512(a->qs + 64 * i);
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
+    x.nbs = _mm512_castsi256_si512(_mm256_sub_epi16(_mm256_setzero_si256(), bs));
+    x.nbs = _mm512_inserti64x4(x.nbs, _mm256_setzero_si256(), 1);
+    x.d = a->d;
+    return x;
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps()}; }
+  SHRINK_AVX512_INLINE static __m512i splat4(__m512i v16, int i) {
+    // int16 lanes 8k..8k+7 = v16[i + k] for k < 4.
+    const __m512i idx = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<short>(i + 1)), _mm_set1_epi16(static_cast<short>(i)))),
+        _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(i + 3)), _mm_set1_epi16(static_cast<short>(i + 2))), 1);
+    return _mm512_permutexvar_epi16(idx, v16);
+  }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shr = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(reinterpret_cast<const uint8_t*>(b->scales))));
+    // The -32 offset of every code: sum_j sc_j * 32 * (-bsums_j).
+    __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_slli_epi16(sc, 5), x.nbs);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(load256(b->qh + 32 * h));
+      // (a & b) | c as a ternary-logic immediate.
+      const __m512i lo = _mm512_ternarylogic_epi64(ql, m4, _mm512_and_si512(_mm512_sllv_epi64(qh, shl), m30), 0xEA);
+      const __m512i hi = _mm512_ternarylogic_epi64(_mm512_srli_epi16(ql, 4), m4,
+                                                   _mm512_and_si512(_mm512_srlv_epi64(qh, shr), m30), 0xEA);
+      s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(lo, x.y[2 * h]), splat4(sc, 8 * h));
+      s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(hi, x.y[2 * h + 1]), splat4(sc, 8 * h + 4));
+    }
+    const float d = _cvtsh_ss(b->d) * x.d;
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d), acc.f);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.f); }
+};
+
+// Q2_K. qs byte 32h + l holds the 2-bit codes of lane l of the four 32-value
+// groups of half h (group g in bits 2g, 2g+1): shifting the 64 bytes right by
+// 2g and masking gives [group g of half 0 | group g of half 1], matched by
+// activation codes rearranged once per chunk. Scales: low nibble of
+// scales[e/16]; mins (high nibble) against the activation's bsums.
+struct KQ2 {
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(BlockQ2_K), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    __m512i y[4];
+    __m256i bs;
+    float d;
+  };
+  struct Acc {
+    __m512 f;
+    __m256 m;
+  };
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    const auto* q = reinterpret_cast<const uint8_t*>(a->qs);
+    X x;
+    for (int g = 0; g < 4; ++g) x.y[g] = pair256(q + 32 * g, q + 128 + 32 * g);
+    x.bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
+    x.d = a->d;
+    return x;
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps(), _mm256_setzero_ps()}; }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const BlockQ2_K*>(p);
+    const __m128i sb = load128(b->scales);
+    const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(0x0F))));
+    const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0F)));
+    const __m512i v = _mm512_loadu_si512(b->qs), m3 = _mm512_set1_epi8(3);
+    __m512i s = _mm512_setzero_si512();
+    for (int g = 0; g < 4; ++g) {
+      // int16 lanes 8k..8k+7 use scale 2g, 2g+1, 8+2g, 9+2g for k = 0..3.
+      const __m512i idx = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<short>(2 * g + 1)), _mm_set1_epi16(static_cast<short>(2 * g)))),
+          _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(9 + 2 * g)), _mm_set1_epi16(static_cast<short>(8 + 2 * g))), 1);
+      const __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 2 * g), m3);
+      s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(c, x.y[g]), _mm512_permutexvar_epi16(idx, sc));
+    }
+    const float d = _cvtsh_ss(b->d) * x.d, dmin = _cvtsh_ss(b->dmin) * x.d;
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d), acc.f);
+    acc.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mn, x.bs)), _mm256_set1_ps(dmin), acc.m);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc.m), _mm256_extractf128_ps(acc.m, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm512_reduce_add_ps(acc.f) - _mm_cvtss_f32(s);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Row drivers.
+
+// y[i * ystride] = dot(row i, act) for i < R; row i starts at W + i * stride.
+template <class K, int R>
+SHRINK_AVX512 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act, float* y, int64_t ystride,
+                            int64_t nb) {
+  typename K::Acc acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = K::zero();
+  const int64_t full = nb / K::kChunk;
+  constexpr int64_t kChunkBytes = K::kChunk * K::kBytes;
+  for (int64_t c = 0; c < full; ++c) {
+    const typename K::X x = K::prep(act + c * K::kChunk * K::kActBytes);
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* p = W + i * stride + c * kChunkBytes;
+      for (int64_t o = 0; o < kChunkBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
+      K::row(p, x, acc[i]);
+    }
+  }
+  if (const int64_t tail = nb - full * K::kChunk; tail > 0) {
+    // A partial chunk: copied into zero-padded blocks (zero codes and scales
+    // contribute exactly 0), then the same arithmetic.
+    alignas(64) uint8_t abuf[K::kChunk * K::kActBytes] = {};
+    alignas(64) uint8_t wbuf[kChunkBytes + 64] = {};
+    std::memcpy(abuf, act + full * K::kChunk * K::kActBytes, static_cast<size_t>(tail * K::kActBytes));
+    const typename K::X x = K::prep(abuf);
+    for (int i = 0; i < R; ++i) {
+      std::memcpy(wbuf, W + i * stride + full * kChunkBytes, static_cast<size_t>(tail * K::kBytes));
+      K::row(wbuf, x, acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) y[i * ystride] = K::finish(acc[i]);
+}
+
+// R rows from R far-apart runs of rows walked in step (see gemv_avx512.cpp).
+template <class K, int R>
+SHRINK_AVX512 void rows_in_runs(const uint8_t* w, const uint8_t* act, float* y, int64_t rows, int64_t nb) {
+  const int64_t row_bytes = nb * K::kBytes;
+  int64_t run = rows / R;
+  if (run > 1 && (run * row_bytes) % 4096 == 0 && row_bytes % 4096 != 0) --run;
+  for (int64_t i = 0; i < run; ++i) dot_rows<K, R>(w + i * row_bytes, run * row_bytes, act, y + i, run, nb);
+  for (int64_t r = run * R; r < rows; ++r) dot_rows<K, 1>(w + r * row_bytes, 0, act, y + r, 0, nb);
+}
+
+template <class K>
+SHRINK_AVX512 void rows_typed(const void* W, const void* act, float* y, int64_t rows, int64_t cols, int64_t be) {
+  const auto* w = static_cast<const uint8_t*>(W);
+  const auto* a = static_cast<const uint8_t*>(act);
+  const int64_t nb = cols / be;
+  if (rows * nb * K::kBytes >= kStreamedMinBytes)
+    rows_in_runs<K, kRowsStreamed>(w, a, y, rows, nb);
+  else
+    rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);
+}
+
+// ---------------------------------------------------------------------------
+// Activation quantizers (same bytes as quantize_act_ref: the same scalar
+// scale arithmetic, x * id in f32 and round-half-even conversion).
+
+SHRINK_AVX512_INLINE __m512 abs16(__m512 v) { return _mm512_abs_ps(v); }
+
+template <bool kSum>
+SHRINK_AVX512 void quantize_q8_32(const float* x, uint8_t* out, int64_t nb, int64_t stride) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK, out += stride) {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs16(x0), abs16(x1)));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+    const int qs = kSum ? 4 : 2;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + qs), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + qs + 16), _mm512_cvtepi32_epi8(q1));
+    const uint16_t dh = f32_to_f16(d);
+    std::memcpy(out, &dh, 2);
+    if constexpr (kSum) {
+      const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+      const uint16_t sh = f32_to_f16(d * static_cast<float>(sum));
+      std::memcpy(out + 2, &sh, 2);
+    }
+  }
+}
+
+SHRINK_AVX512 void quantize_q8_k(const float* x, BlockQ8_K* b, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
+    __m512 m = _mm512_setzero_ps();
+    for (int j = 0; j < kQK_K; j += 16) m = _mm512_max_ps(m, abs16(_mm512_loadu_ps(x + j)));
+    const float amax = _mm512_reduce_max_ps(m);
+    if (amax == 0.0f) {
+      std::memset(b + i, 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    // The first value of largest magnitude, with its sign.
+    float vmax = 0;
+    for (int j = 0; j < kQK_K; j += 16) {
+      const __mmask16 k = _mm512_cmp_ps_mask(abs16(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (k) {
+        vmax = x[j + __builtin_ctz(k)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / vmax;
+    const __m512 is = _mm512_set1_ps(iscale);
+    for (int j = 0; j < kQK_K; j += 16) {
+      const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(x + j))), _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + j), _mm512_cvtepi32_epi8(q));
+      b[i].bsums[j / 16] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+    }
+    b[i].d = 1.0f / iscale;
+  }
+}
+
+}  // namespace
+
+bool qdot_impl::has_avx512(DType t) {
+  switch (t) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::Q2_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    default: return false;
+  }
+}
+
+void qdot_impl::rows_avx512(DType t, const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
+  switch (t) {
+    case DType::Q8_0: return rows_typed<K32<DType::Q8_0>>(W, act, y, rows, cols, kQK);
+    case DType::Q4_0: return rows_typed<K32<DType::Q4_0>>(W, act, y, rows, cols, kQK);
+    case DType::Q4_1: return rows_typed<K32<DType::Q4_1>>(W, act, y, rows, cols, kQK);
+    case DType::Q5_0: return rows_typed<K32<DType::Q5_0>>(W, act, y, rows, cols, kQK);
+    case DType::Q5_1: return rows_typed<K32<DType::Q5_1>>(W, act, y, rows, cols, kQK);
+    case DType::Q2_K: return rows_typed<KQ2>(W, act, y, rows, cols, kQK_K);
+    case DType::Q4_K: return rows_typed<KQ45<false>>(W, act, y, rows, cols, kQK_K);
+    case DType::Q5_K: return rows_typed<KQ45<true>>(W, act, y, rows, cols, kQK_K);
+    case DType::Q6_K: return rows_typed<KQ6>(W, act, y, rows, cols, kQK_K);
+    default: return rows_ref(t, W, act, y, rows, cols);  // Q3_K: scalar
+  }
+}
+
+void qdot_impl::quantize_act_avx512(DType t, const float* x, void* act, int64_t n) {
+  auto* out = static_cast<uint8_t*>(act);
+  switch (qdot_act_type(t)) {
+    case QAct::Q8_0: return quantize_q8_32<false>(x, out, n / kQK, sizeof(BlockQ8_0));
+    case QAct::Q8_1: return quantize_q8_32<true>(x, out, n / kQK, sizeof(BlockQ8_1));
+    case QAct::Q8_K: return quantize_q8_k(x, reinterpret_cast<BlockQ8_K*>(out), n / kQK_K);
+  }
+}
+
+}  // namespace shrink::kernels

@@ -1,0 +1,190 @@
+// Benchmarks of the block-quantized decode kernels (kernels/qdot.h):
+//   BM_QGemvStream  qgemv over >= 1 GiB of distinct 4096x4096 matrices (every
+//                   byte from DRAM) per weight type, 1 and 2 threads, as weight
+//                   GB/s and as a fraction of measure_read_bandwidth at the same
+//                   thread count; dtype F32 is kernels::gemv on the same shape,
+//                   the baseline for the ratio.
+//   BM_QGemvCached  one matrix that fits in L2 (compute ceiling of the kernels).
+//   BM_QMatmul      prefill: quantized dots vs dequantize+sgemm, by batch size n
+//                   (where they cross is qmatmul_dequant_min_n).
+//   shrink_bench --benchmark_filter='QGemv|QMatmul'
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/bandwidth.h"
+#include "kernels/gemv.h"
+#include "kernels/qdot.h"
+
+namespace shrink::kernels {
+namespace {
+
+constexpr DType kTypes[] = {DType::F32,  DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                            DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Offsets of the f16 scale fields in a block (everything else is codes).
+std::vector<int> f16_fields(DType t) {
+  switch (t) {
+    case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: return {0};
+    case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
+    case DType::Q2_K: return {80, 82};
+    case DType::Q3_K: return {108};
+    case DType::Q6_K: return {208};
+    default: return {};
+  }
+}
+
+// `rows` x `cols` weights of type t: random codes, ordinary scales (values
+// only need to be ordinary numbers), fast enough for a 1 GiB buffer.
+Tensor random_weights(DType t, int64_t rows, int64_t cols) {
+  Tensor w = Tensor::alloc(t, {rows, cols});
+  auto* p = static_cast<uint8_t*>(w.data);
+  const int64_t bytes = w.nbytes();
+  uint64_t s = 0x9E3779B97F4A7C15ull;
+  for (int64_t i = 0; i + 8 <= bytes; i += 8) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    std::memcpy(p + i, &s, 8);
+  }
+  if (t == DType::F32) {
+    auto* f = static_cast<float*>(w.data);
+    for (int64_t i = 0; i < rows * cols; ++i) f[i] = static_cast<float>((p[4 * i] & 63)) * (1.0f / 32) - 1.0f;
+    return w;
+  }
+  const int64_t bb = dtype_traits(t).block_bytes, nb = bytes / bb;
+  const uint16_t h = f32_to_f16(0.01f);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int off : f16_fields(t)) std::memcpy(p + b * bb + off, &h, 2);
+  return w;
+}
+
+std::vector<float> activations(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  return x;
+}
+
+void run(DType t, const void* w, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
+  if (t == DType::F32)
+    gemv_threads(t, w, x, y, rows, cols, threads);
+  else
+    qgemv_threads(t, w, x, y, rows, cols, threads);
+}
+
+std::string label(DType t) {
+  return std::string(dtype_name(t)) + " " + (t == DType::F32 ? gemv_isa() : qdot_isa()) +
+         (t != DType::F32 && !qdot_has_simd(qdot_isa(), t) ? " (scalar fallback)" : "");
+}
+
+// Decode-like streaming, as BM_GemvStream in gemv_bench.cpp: cycle through
+// distinct matrices totalling >= 1 GiB, one iteration = a group of >= 64 MiB.
+// Counters against measure_read_bandwidth_stats(threads) taken just before:
+//   bytes_per_second, bw_frac  mean rate and its fraction of the best read rate
+//   best_GBps, best_frac       best group against the best read block
+//   med_frac                   median group against the median read block
+void BM_QGemvStream(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int threads = static_cast<int>(state.range(1));
+  constexpr int64_t rows = 4096, cols = 4096;
+  const ReadBandwidth read = measure_read_bandwidth_stats(threads);
+  const double bw = read.best;
+  const int64_t mat_bytes = dtype_bytes(t, rows * cols);
+  const int64_t group = ((int64_t{64} << 20) + mat_bytes - 1) / mat_bytes;
+  const int64_t groups = ((int64_t{1} << 30) + group * mat_bytes - 1) / (group * mat_bytes);
+  const Tensor w = random_weights(t, groups * group * rows, cols);
+  const std::vector<float> x = activations(cols);
+  std::vector<float> y(static_cast<size_t>(rows));
+  int64_t g = 0;
+  std::vector<double> group_dt;
+  for (auto _ : state) {
+    const double t0 = now_seconds();
+    for (int64_t m = g * group; m < (g + 1) * group; ++m) {
+      run(t, static_cast<const char*>(w.data) + m * mat_bytes, x.data(), y.data(), rows, cols, threads);
+      benchmark::DoNotOptimize(y.data());
+      benchmark::ClobberMemory();
+    }
+    group_dt.push_back(now_seconds() - t0);
+    g = g + 1 == groups ? 0 : g + 1;
+  }
+  const double group_bytes = static_cast<double>(group * mat_bytes);
+  std::sort(group_dt.begin(), group_dt.end());
+  const double best_dt = group_dt.front(), median_dt = group_dt[group_dt.size() / 2];
+  state.SetBytesProcessed(state.iterations() * group * mat_bytes);
+  state.counters["read_GBps"] = bw / 1e9;
+  state.counters["bw_frac"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * group_bytes / bw, benchmark::Counter::kIsRate);
+  state.counters["best_GBps"] = group_bytes / best_dt / 1e9;
+  state.counters["best_frac"] = group_bytes / best_dt / bw;
+  state.counters["med_GBps"] = group_bytes / median_dt / 1e9;
+  state.counters["med_frac"] = group_bytes / median_dt / read.median;
+  // Weights per second (the same work whatever the bits per weight).
+  state.counters["Gweights_s"] = group_bytes / median_dt / static_cast<double>(mat_bytes) * rows * cols / 1e9;
+  state.SetLabel(label(t));
+}
+BENCHMARK(BM_QGemvStream)
+    ->ArgNames({"dtype", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1, 2}})
+    ->MinTime(2.0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// One 1024 x 4096 matrix reused (0.6-2.2 MiB for the quantized types: in L2):
+// how fast the kernels compute when memory is not the limit.
+void BM_QGemvCached(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int threads = static_cast<int>(state.range(1));
+  constexpr int64_t rows = 1024, cols = 4096;
+  const Tensor w = random_weights(t, rows, cols);
+  const std::vector<float> x = activations(cols);
+  std::vector<float> y(static_cast<size_t>(rows));
+  for (auto _ : state) {
+    run(t, w.data, x.data(), y.data(), rows, cols, threads);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * w.nbytes());
+  state.counters["Gweights_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * rows * cols / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(label(t));
+}
+BENCHMARK(BM_QGemvCached)
+    ->ArgNames({"dtype", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// Prefill: n inputs against one 4096 x 4096 weight, both strategies
+// (0 = quantized dots, 1 = dequantize + sgemm).
+void BM_QMatmul(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), rows = 4096, cols = 4096;
+  const bool dequant = state.range(2) != 0;
+  const Tensor w = random_weights(t, rows, cols);
+  const std::vector<float> x = activations(n * cols);
+  std::vector<float> y(static_cast<size_t>(n * rows));
+  for (auto _ : state) {
+    if (dequant)
+      qmatmul_dequant(t, w.data, x.data(), y.data(), n, rows, cols);
+    else
+      qmatmul_quantized(t, w.data, x.data(), y.data(), n, rows, cols);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * static_cast<double>(state.iterations()) * n * rows * cols / 1e9,
+                                                benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(t)) + (dequant ? " dequant+sgemm" : " quantized dots"));
+}
+BENCHMARK(BM_QMatmul)
+    ->ArgNames({"dtype", "n", "dequant"})
+    ->ArgsProduct({{1, 2, 8, 10}, {2, 4, 8, 16, 64}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace shrink::kernels

@@ -102,11 +102,15 @@ TEST(Gptq, IdentityHessianIsRoundToNearest) {
     opt.damp = 0;
     const Tensor a = gptq_quantize(w, h, t, opt).weight->to_dense_f32();
     const Tensor b = quantize_matrix(t, w, nullptr)->to_dense_f32();
-    // Same grid, each value rounded to its nearest level: equal up to ties at
-    // a midpoint (ggml's Q4_0 reference rounds x/d + 8.5 down; the grid rounds
-    // to nearest), where both are equally near.
-    for (int64_t i = 0; i < rows * cols; ++i)
-      ASSERT_NEAR(std::fabs(a.f32()[i] - w.f32()[i]), std::fabs(b.f32()[i] - w.f32()[i]), 1e-5) << name << " " << i;
+    // Same scales, each value rounded to its nearest level: never farther than
+    // RTN (ggml's reference rounds with the f32 scale before it is stored as
+    // f16, so it is sometimes a level off near a midpoint; GPTQ uses the stored grid).
+    int differ = 0;
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      ASSERT_LE(std::fabs(a.f32()[i] - w.f32()[i]), std::fabs(b.f32()[i] - w.f32()[i]) + 1e-6) << name << " " << i;
+      differ += a.f32()[i] != b.f32()[i];
+    }
+    EXPECT_LE(differ, rows * cols / 100) << name;
   }
 }
 

@@ -13,6 +13,7 @@ void add_eval(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

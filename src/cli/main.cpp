@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   shrink::cli::add_bench(app);
   shrink::cli::add_init(app);
   shrink::cli::add_convert(app);
+  shrink::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

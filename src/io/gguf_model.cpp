@@ -140,7 +140,7 @@ void config_from_tensors(const GgufFile& g, ModelConfig& c) {
 // ------------------------------------------------------------------ tensors
 
 constexpr const char* kSupportedTypes =
-    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL";
 
 Tensor load_tensor(const GgufFile& g, const GgufTensorInfo& info) {
   DType dt{};
@@ -289,6 +289,12 @@ uint32_t file_type(const ModelFile& m) {
     case DType::Q8_0: return 7;  // MOSTLY_Q8_0
     case DType::Q5_0: return 8;  // MOSTLY_Q5_0
     case DType::Q5_1: return 9;  // MOSTLY_Q5_1
+    case DType::Q2_K: return 10; // MOSTLY_Q2_K
+    case DType::Q3_K: return 11; // MOSTLY_Q3_K_S
+    case DType::Q4_K: return 14; // MOSTLY_Q4_K_S
+    case DType::Q5_K: return 16; // MOSTLY_Q5_K_S
+    case DType::Q6_K: return 18; // MOSTLY_Q6_K
+    case DType::IQ4_NL: return 25; // MOSTLY_IQ4_NL
     case DType::BF16: return 32; // MOSTLY_BF16
     default: return 0;           // ALL_F32
   }

@@ -3,11 +3,9 @@
 #include "core/error.h"
 #include "kernels/gemv.h"
 #include "kernels/ops.h"
-#if __has_include("kernels/qdot.h")
-#include "kernels/qdot.h"
-#define SHRINK_HAVE_QDOT 1
-#endif
 #include <vector>
+
+#include "kernels/qdot.h"
 
 namespace shrink {
 
@@ -31,9 +29,11 @@ BlockWeight::BlockWeight(Tensor w) : w_(std::move(w)) {
 }
 
 void BlockWeight::matmul(const float* x, float* y, int64_t n) const {
-#ifdef SHRINK_HAVE_QDOT
-  kernels::qmatmul(w_.dtype, w_.data, x, y, n, w_.dim(0), w_.dim(1));
-#else  // TEMPORARY until the quantized dot kernels land: dequantize row panels
+  if (kernels::qdot_supported(w_.dtype)) {
+    kernels::qmatmul(w_.dtype, w_.data, x, y, n, w_.dim(0), w_.dim(1));
+    return;
+  }
+  // Types without a dot kernel (IQ4_NL): widen row panels to f32 and multiply.
   const int64_t rows = w_.dim(0), cols = w_.dim(1), panel = 64;
   const int64_t row_bytes = dtype_bytes(w_.dtype, cols);
   std::vector<float> wf(panel * cols), yp(n * panel);
@@ -44,7 +44,6 @@ void BlockWeight::matmul(const float* x, float* y, int64_t n) const {
     for (int64_t t = 0; t < n; ++t)
       for (int64_t r = 0; r < nr; ++r) y[t * rows + r0 + r] = yp[t * nr + r];
   }
-#endif
 }
 
 std::shared_ptr<WeightRepr> make_weight(Tensor w) {

@@ -79,6 +79,7 @@ class Linear {
   const WeightRepr& weight() const { return *weight_; }
   const Tensor& bias() const { return bias_; }
   void set_weight(std::shared_ptr<WeightRepr> w) { weight_ = std::move(w); }
+  void set_bias(Tensor b) { bias_ = std::move(b); }
   bool valid() const { return weight_ != nullptr; }
 
  private:

@@ -49,6 +49,33 @@ Transformer::Transformer(const ModelFile& m) : cfg_(m.config) {
   }
 }
 
+void Transformer::export_to(ModelFile& m) {
+  auto put = [&](const Linear& l) {
+    const std::string key = l.name() + ".weight";
+    if (const auto* d = dynamic_cast<const DenseWeight*>(&l.weight()))
+      m.tensors[key] = d->tensor();
+    else if (const auto* b = dynamic_cast<const BlockWeight*>(&l.weight()))
+      m.tensors[key] = b->tensor();
+    else
+      fail(l.name(), ": a ", l.weight().kind(), " weight has no tensor form in GGUF/HF files");
+    if (!l.bias().empty()) m.tensors[l.name() + ".bias"] = l.bias();
+  };
+  auto put_norm = [&](const std::string& key, const Tensor& t) {
+    if (!t.empty()) m.tensors[key] = t;
+  };
+  for (int i = 0; i < cfg_.n_layers; ++i) {
+    const Block& b = blocks_[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    for (const Linear* l : {&b.wq, &b.wk, &b.wv, &b.wqkv, &b.wo, &b.w_gate, &b.w_up, &b.w_down})
+      if (l->valid()) put(*l);
+    put_norm(p + "attn_norm.weight", b.attn_norm);
+    put_norm(p + "attn_norm.bias", b.attn_norm_b);
+    put_norm(p + "ffn_norm.weight", b.ffn_norm);
+    put_norm(p + "ffn_norm.bias", b.ffn_norm_b);
+  }
+  if (!cfg_.tied_embeddings) put(output_);
+}
+
 KVCache Transformer::new_cache(int max_len) const {
   KVCache c;
   c.n_layers = cfg_.n_layers;

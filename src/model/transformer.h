@@ -51,6 +51,11 @@ class Transformer {
   void forward_block(int layer, float* x, int n, KVCache& cache);
   void forward_head(const float* x, int n, float* logits);
 
+  // Writes the current weights (as compressed) and norms back into m under
+  // canonical names, so a compressed model can be saved. Throws for a
+  // representation that has no tensor form in GGUF/HF files.
+  void export_to(ModelFile& m);
+
   std::vector<Linear*> linears();  // every Linear, in forward order (output head last)
   Block& block(int i) { return blocks_[i]; }
   Linear& output() { return output_; }

@@ -1,0 +1,167 @@
+// shrink quantize MODEL --method rtn|imatrix|gptq|awq --type T [--calib FILE] -o OUT.gguf
+// Weight quantization into ggml block types (a GGUF llama.cpp loads) or shrink's
+// group formats; progress per layer on stderr; a JSON report beside the output.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "compress/quant/quantize.h"
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "eval/perplexity.h"
+
+namespace shrink::cli {
+
+namespace {
+
+struct QuantizeArgs {
+  ModelArgs m;
+  std::string method = "rtn", type, head_type, calib_file, out, ppl_file, report;
+  int bits = 0;
+  int64_t group = 128;
+  bool sym = false, act_order = false, gptq_weighted_scales = false, keep_head = false, no_clip = false;
+  float damp = 0.01f;
+  int64_t calib_tokens = 32768;
+  int seq_len = 512;
+  eval::PerplexityOptions p;
+};
+
+quant::QuantTarget parse_target(const QuantizeArgs& a) {
+  if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
+  SHRINK_CHECK(a.bits >= 2 && a.bits <= 8, "give --type (q4_k, q8_0, int4g128, nf4g64, ...) or --bits 2..8");
+  const std::string g = a.group > 0 ? "g" + std::to_string(a.group) : a.group == 0 ? "ch" : "t";
+  return quant::QuantTarget::parse("int" + std::to_string(a.bits) + g + (a.sym ? "sym" : ""));
+}
+
+// llama.cpp keeps the output head at Q6_K for its block recipes (Q8_0 for Q8_0);
+// shrink's group formats keep it at 8 bits per channel.
+quant::QuantTarget default_head(const quant::QuantTarget& t) {
+  if (!t.is_block) return quant::QuantTarget::parse("int8ch");
+  if (t.is_dense() || t.block == DType::Q8_0) return t;
+  return quant::QuantTarget::of_block(DType::Q6_K);
+}
+
+nlohmann::json layer_json(const quant::LayerReport& l) {
+  nlohmann::json j = {{"name", l.name}, {"type", l.type}, {"rows", l.rows}, {"cols", l.cols}, {"bytes", l.bytes},
+                      {"bits_per_weight", 8.0 * l.bytes / double(l.rows * l.cols)},
+                      {"weight_rel_err", l.weight_rel_err}, {"seconds", l.seconds}};
+  if (l.output_rel_err >= 0) j["output_rel_err"] = l.output_rel_err;
+  return j;
+}
+
+void run_quantize(const QuantizeArgs& a) {
+  const double t0 = now_seconds();
+  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_file.empty());
+  quant::QuantizeOptions opt;
+  opt.method = a.method;
+  opt.target = parse_target(a);
+  opt.head = a.head_type.empty() ? default_head(opt.target) : quant::QuantTarget::parse(a.head_type);
+  opt.quantize_head = !a.keep_head;
+  opt.gptq.damp = a.damp;
+  opt.gptq.act_order = a.act_order;
+  opt.gptq.weighted_scales = a.gptq_weighted_scales;
+  opt.awq.clip = !a.no_clip;
+  const bool writable = opt.target.is_block && opt.head.is_block;
+  SHRINK_CHECK(a.out.empty() || writable, "writing ", opt.target.name(),
+               " (a shrink group format) to a file is not implemented yet; measure it in place with --ppl");
+  SHRINK_CHECK(!a.out.empty() || !a.ppl_file.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
+
+  calib::CalibSet calib;
+  if (a.method != "rtn") {
+    SHRINK_CHECK(!a.calib_file.empty(), a.method, " needs calibration text: --calib FILE");
+    calib = calib::make_calib_set(*f.tokenizer, read_text_file(a.calib_file), a.calib_tokens, a.seq_len);
+    std::fprintf(stderr, "calibration: %zu sequences of %d tokens from %s\n", calib.seqs.size(), a.seq_len,
+                 a.calib_file.c_str());
+  }
+  Transformer model(f);
+  const int64_t bytes_before = model.weight_bytes();
+  quant::QuantizeReport rep = quant::quantize_model(model, calib, opt, [&](int layer, int n, const std::string& what) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s %s: layer %d/%d %s (%.0f s)", a.method.c_str(), opt.target.name().c_str(),
+                  layer + 1 > n ? n : layer + 1, n, what.c_str(), now_seconds() - t0);
+    progress_line(buf);
+  });
+  progress_line(a.method + " done in " + std::to_string(int(rep.seconds)) + " s", true);
+
+  int64_t params = 0, bytes = 0;
+  for (Linear* l : model.linears())
+    if (!(l == &model.output() && model.config().tied_embeddings))
+      params += l->in_features() * l->out_features(), bytes += l->weight().bytes();
+  nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"target", opt.target.name()},
+                      {"head", opt.quantize_head ? opt.head.name() : "unchanged"}, {"seconds", rep.seconds},
+                      {"linear_params", params}, {"linear_bytes", bytes},
+                      {"linear_bits_per_weight", 8.0 * bytes / double(params)},
+                      {"weight_bytes_before", bytes_before}, {"weight_bytes_after", model.weight_bytes()}};
+  if (a.method != "rtn")
+    j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
+  if (a.method == "gptq") j["gptq"] = {{"damp", a.damp}, {"act_order", a.act_order}, {"weighted_scales", a.gptq_weighted_scales}};
+  for (const auto& l : rep.layers) j["layers"].push_back(layer_json(l));
+
+  if (!a.out.empty()) {
+    ModelFile out = f;
+    model.export_to(out);
+    save_gguf_model(out, a.out);
+    j["output"] = a.out;
+    j["file_bytes"] = static_cast<int64_t>(std::filesystem::file_size(a.out));
+    std::printf("wrote %s (%s, %.2f bits per weight in the linears)\n", a.out.c_str(),
+                human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), 8.0 * bytes / double(params));
+  }
+  if (!a.ppl_file.empty()) {
+    Transformer base(f);  // the original weights: f is untouched by quantization
+    const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(a.ppl_file), true);
+    eval::PerplexityOptions po = a.p;
+    po.bos_id = f.tokenizer->bos_id();
+    const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
+      progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
+                    done == total);
+    });
+    std::printf("PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", r.ppl, r.ppl_err, r.base_ppl,
+                r.kld, r.kld_err, 100 * r.top1);
+    j["eval"] = {{"text", a.ppl_file}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
+                 {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
+  }
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  const std::string report = !a.report.empty() ? a.report : !a.out.empty() ? a.out + ".json" : "";
+  if (!report.empty()) write_text_file(report, j.dump(2) + "\n");
+}
+
+}  // namespace
+
+void add_quantize(CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  auto* cmd = app.add_subcommand("quantize",
+                                 "Quantize weights (RTN, importance-weighted RTN, GPTQ, AWQ) into ggml block types or "
+                                 "group formats; writes a GGUF and a JSON report beside it");
+  add_model_args(cmd, a->m);
+  cmd->add_option("--method", a->method, "rtn | imatrix | gptq | awq")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rtn", "imatrix", "gptq", "awq"}));
+  cmd->add_option("--type", a->type,
+                  "Target: a ggml type (q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k q2_k iq4_nl; f16/bf16) or a group "
+                  "format (int4g128, int3g64sym, int8ch, nf4g64, fp4g32, fp8e4m3ch; suffix 'clip' = clipping search)");
+  cmd->add_option("--bits", a->bits, "Integer group format with this many bits (instead of --type)");
+  cmd->add_option("--group", a->group, "With --bits: values per scale (0 = per channel, -1 = per tensor)")->capture_default_str();
+  cmd->add_flag("--sym", a->sym, "With --bits: symmetric (no zero point)");
+  cmd->add_option("--head-type", a->head_type, "Target of the output head (default: q6_k for block types, q8_0 for q8_0, int8ch for groups)");
+  cmd->add_flag("--keep-head", a->keep_head, "Leave the output head unquantized");
+  cmd->add_option("--calib", a->calib_file, "Calibration text (imatrix, gptq, awq)")->check(CLI::ExistingFile);
+  cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
+  cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();
+  cmd->add_option("--damp", a->damp, "GPTQ dampening (fraction of mean diag H)")->capture_default_str();
+  cmd->add_flag("--act-order", a->act_order, "GPTQ: quantize columns in decreasing diag(H) order (static groups)");
+  cmd->add_flag("--weighted-scales", a->gptq_weighted_scales, "GPTQ: choose block scales weighted by diag(H)");
+  cmd->add_flag("--no-clip", a->no_clip, "AWQ: skip the weight clipping search");
+  cmd->add_option("-o,--output", a->out, "Output GGUF file");
+  cmd->add_option("--report", a->report, "JSON report path (default: OUTPUT.json)");
+  cmd->add_option("--ppl", a->ppl_file, "After quantizing, measure perplexity and KLD vs the original on this text")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("-c,--ctx", a->p.n_ctx, "--ppl window length")->capture_default_str();
+  cmd->add_option("--chunks", a->p.chunks, "--ppl: first K windows only (-1 = all)")->capture_default_str();
+  cmd->callback([a] { run_quantize(*a); });
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,218 @@
+#include "compress/quant/awq.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "kernels/gemv.h"
+
+namespace shrink::quant {
+
+namespace {
+
+// y[S x out] = x[S x in] * W^T for an f32 W.
+std::vector<float> outputs(const std::vector<float>& x, int64_t s, const Tensor& w) {
+  std::vector<float> y(static_cast<size_t>(s * w.dim(0)));
+  kernels::matmul(DType::F32, w.f32(), x.data(), y.data(), s, w.dim(0), w.dim(1));
+  return y;
+}
+
+Tensor fake_quant(const QuantTarget& t, const Tensor& w) { return quantize_matrix(t, w, nullptr)->to_dense_f32(); }
+
+// Where a group's input comes from, so 1/s can be folded there.
+struct Producer {
+  Tensor* norm = nullptr;       // RMSNorm/LayerNorm weight
+  Tensor* norm_bias = nullptr;  // LayerNorm bias (GPT-2)
+  Linear* linear = nullptr;     // or the rows [row0, row0 + in) of a Linear (v for o, up for down)
+  int64_t row0 = 0;
+  bool found() const { return norm || linear; }
+};
+
+Producer producer_of(Transformer& model, int layer, const std::vector<Linear*>& group) {
+  Block& b = model.block(layer);
+  const ModelConfig& c = model.config();
+  Producer p;
+  const Linear* first = group.front();
+  if (c.arch == Arch::GPT2) {
+    if (first == &b.wqkv) p.norm = &b.attn_norm, p.norm_bias = &b.attn_norm_b;
+    else if (first == &b.wo && c.kv_dim() == c.q_dim()) p.linear = &b.wqkv, p.row0 = c.q_dim() + c.kv_dim();
+    else if (first == &b.w_up) p.norm = &b.ffn_norm, p.norm_bias = &b.ffn_norm_b;
+    // ffn_down's input comes through GELU: no linear producer to fold into.
+  } else {
+    if (first == &b.wq) p.norm = &b.attn_norm;
+    else if (first == &b.wo && b.wv.out_features() == b.wo.in_features()) p.linear = &b.wv;
+    else if (first == &b.w_gate) p.norm = &b.ffn_norm;
+    else if (first == &b.w_down) p.linear = &b.w_up;  // silu(gate) * up is linear in up
+  }
+  return p;
+}
+
+// An owned f32 copy (norms may view a read-only mapping).
+void own_f32(Tensor& t) {
+  if (!t.empty()) t = t.to(DType::F32);
+}
+
+}  // namespace
+
+AwqMethod::AwqMethod(const QuantizeOptions& opt, QuantizeReport& rep, bool head, int64_t calib_tokens)
+    : opt_(opt), rep_(rep), head_(head), stride_(std::max<int64_t>(1, calib_tokens / opt.awq.sample_rows)) {}
+
+void AwqMethod::begin_group(Transformer& model, int layer, const std::vector<Linear*>& group) {
+  (void)model, (void)layer;
+  first_ = group.front();
+  stats_ = calib::ColumnStats(first_->in_features());
+  sample_.clear();
+  seen_ = 0;
+  for (Linear* l : group)
+    if (!float_.count(l)) {
+      float_[l] = l->weight().to_dense_f32();
+      l->set_weight(make_weight(float_[l]));
+    }
+}
+
+void AwqMethod::observe(const Linear& l, const float* x, int64_t n) {
+  if (&l != first_) return;  // the group shares this input
+  stats_.add(x, n);
+  const int64_t cols = l.in_features();
+  for (int64_t t = 0; t < n; ++t)
+    if ((seen_ + t) % stride_ == 0 && int64_t(sample_.size()) < opt_.awq.sample_rows * cols)
+      sample_.insert(sample_.end(), x + t * cols, x + (t + 1) * cols);
+  seen_ += n;
+}
+
+void AwqMethod::search_scale(Transformer& model, int layer, const std::vector<Linear*>& group) {
+  Producer p = producer_of(model, layer, group);
+  if (!p.found()) return;
+  const int64_t cols = first_->in_features(), s_rows = int64_t(sample_.size()) / cols;
+  const std::vector<float> mean_abs = stats_.mean_abs();
+  std::vector<std::vector<float>> ref;
+  for (Linear* l : group) ref.push_back(outputs(sample_, s_rows, float_[l]));
+  std::vector<float> best_s(static_cast<size_t>(cols), 1.0f), s(static_cast<size_t>(cols));
+  double best_loss = -1;
+  for (int a = 0; a < opt_.awq.grid; ++a) {
+    const double alpha = double(a) / opt_.awq.grid;
+    float lo = 1e30f, hi = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      s[j] = std::max(float(std::pow(double(mean_abs[j]), alpha)), 1e-4f);
+      lo = std::min(lo, s[j]), hi = std::max(hi, s[j]);
+    }
+    const float norm = std::sqrt(lo * hi);
+    for (float& v : s) v /= norm;
+    double loss = 0;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const Tensor& w = float_[group[g]];
+      Tensor ws = w.to(DType::F32);
+      for (int64_t r = 0; r < w.dim(0); ++r)
+        for (int64_t j = 0; j < cols; ++j) ws.f32()[r * cols + j] *= s[j];
+      Tensor q = fake_quant(layer_target(opt_, *group[g], false), ws);
+      for (int64_t r = 0; r < w.dim(0); ++r)
+        for (int64_t j = 0; j < cols; ++j) q.f32()[r * cols + j] /= s[j];
+      const std::vector<float> y = outputs(sample_, s_rows, q);
+      for (size_t i = 0; i < y.size(); ++i) loss += double(y[i] - ref[g][i]) * (y[i] - ref[g][i]);
+    }
+    if (best_loss < 0 || loss < best_loss) best_loss = loss, best_s = s;
+  }
+  // Fold: W *= s (columns), producer /= s.
+  for (Linear* l : group) {
+    Tensor& w = float_[l];
+    for (int64_t r = 0; r < w.dim(0); ++r)
+      for (int64_t j = 0; j < cols; ++j) w.f32()[r * cols + j] *= best_s[j];
+  }
+  if (p.norm) {
+    own_f32(*p.norm);
+    for (int64_t j = 0; j < cols; ++j) p.norm->f32()[j] /= best_s[j];
+    if (p.norm_bias && !p.norm_bias->empty()) {
+      own_f32(*p.norm_bias);
+      for (int64_t j = 0; j < cols; ++j) p.norm_bias->f32()[j] /= best_s[j];
+    }
+  } else {
+    SHRINK_CHECK(float_.count(p.linear), "AWQ: ", p.linear->name(), " was already quantized");
+    Tensor& w = float_[p.linear];
+    const int64_t in = w.dim(1);
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t c = 0; c < in; ++c) w.f32()[(p.row0 + j) * in + c] /= best_s[j];
+    if (!p.linear->bias().empty()) {
+      Tensor b = p.linear->bias().to(DType::F32);
+      for (int64_t j = 0; j < cols; ++j) b.f32()[p.row0 + j] /= best_s[j];
+      p.linear->set_bias(std::move(b));
+    }
+  }
+}
+
+void AwqMethod::clip(Linear& l, bool head) {
+  Tensor& w = float_.at(&l);
+  const QuantTarget t = layer_target(opt_, l, head);
+  if (t.is_dense()) return;
+  const int64_t rows = w.dim(0), cols = w.dim(1), chunk = t.chunk(cols), nk = (cols + chunk - 1) / chunk;
+  const int64_t s_rows = std::min<int64_t>(512, int64_t(sample_.size()) / cols);
+  const int n_cand = opt_.awq.grid / 2;
+  std::vector<float> amax(static_cast<size_t>(rows * nk), 0.0f), best_err(amax.size(), -1.0f), best_frac(amax.size(), 1.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      amax[r * nk + c / chunk] = std::max(amax[r * nk + c / chunk], std::fabs(w.f32()[r * cols + c]));
+  std::vector<float> y(static_cast<size_t>(s_rows * rows));
+  for (int i = 0; i < n_cand; ++i) {
+    const float frac = 1.0f - float(i) / opt_.awq.grid;
+    Tensor wc = w.to(DType::F32);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const float m = amax[r * nk + c / chunk] * frac;
+        float& v = wc.f32()[r * cols + c];
+        v = std::clamp(v, -m, m);
+      }
+    Tensor d = fake_quant(t, wc);
+    for (int64_t k = 0; k < rows * cols; ++k) d.f32()[k] -= w.f32()[k];
+    for (int64_t k = 0; k < nk; ++k) {
+      const int64_t c0 = k * chunk, n = std::min(chunk, cols - c0);
+      // y[S x rows] = X[:, chunk] * D[:, chunk]^T: each row's output error from this chunk alone.
+      kernels::matmul_strided(sample_.data() + c0, cols, d.f32() + c0, cols, y.data(), s_rows, rows, n);
+      for (int64_t r = 0; r < rows; ++r) {
+        double e = 0;
+        for (int64_t tok = 0; tok < s_rows; ++tok) e += double(y[tok * rows + r]) * y[tok * rows + r];
+        float& be = best_err[r * nk + k];
+        if (be < 0 || e < be) be = float(e), best_frac[r * nk + k] = frac;
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float m = amax[r * nk + c / chunk] * best_frac[r * nk + c / chunk];
+      float& v = w.f32()[r * cols + c];
+      v = std::clamp(v, -m, m);
+    }
+}
+
+void AwqMethod::finish_block(Transformer& model, int layer) {
+  for (const auto& group : calib::block_groups(model, layer))
+    for (Linear* l : group) {
+      const double t0 = now_seconds();
+      const QuantTarget t = layer_target(opt_, *l, false);
+      const Tensor w = float_.at(l);
+      l->set_weight(quantize_matrix(t, w, nullptr));
+      rep_.layers.push_back(layer_report(*l, w, t, now_seconds() - t0));
+      float_.erase(l);
+    }
+}
+
+void AwqMethod::rewrite(Transformer& model, int layer, const std::vector<Linear*>& group) {
+  const bool head = layer == model.config().n_layers;
+  if (!head) search_scale(model, layer, group);
+  const Block* b = head ? nullptr : &model.block(layer);
+  for (Linear* l : group) {
+    const bool qk = b && (l == &b->wq || l == &b->wk || l == &b->wqkv);
+    if (opt_.awq.clip && !qk) clip(*l, head);
+  }
+  if (head) {
+    Linear* l = group.front();
+    const QuantTarget t = layer_target(opt_, *l, true);
+    const Tensor w = float_.at(l);
+    l->set_weight(quantize_matrix(t, w, nullptr));
+    rep_.layers.push_back(layer_report(*l, w, t, 0));
+    float_.erase(l);
+  } else if (std::find(group.begin(), group.end(), &model.block(layer).w_down) != group.end()) {
+    finish_block(model, layer);
+  }
+}
+
+}  // namespace shrink::quant

@@ -1,0 +1,180 @@
+#include "compress/quant/quantize.h"
+
+#include <cmath>
+#include <memory>
+
+#include "compress/calib/stats.h"
+#include "compress/quant/awq.h"
+#include "core/cpu.h"
+#include "core/error.h"
+
+namespace shrink::quant {
+
+namespace {
+
+bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
+
+}  // namespace
+
+QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
+  QuantTarget t = head ? opt.head : opt.target;
+  if (t.is_block && !t.fits(l.in_features())) t = QuantTarget::of_block(fallback_block_type(t.block, l.in_features()));
+  return t;
+}
+
+LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t, double seconds) {
+  LayerReport r;
+  r.name = l.name(), r.type = t.name();
+  r.rows = l.out_features(), r.cols = l.in_features(), r.bytes = l.weight().bytes();
+  const Tensor q = l.weight().to_dense_f32();
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double d = double(w.f32()[i]) - q.f32()[i];
+    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
+  }
+  r.weight_rel_err = den > 0 ? num / den : 0;
+  r.seconds = seconds;
+  return r;
+}
+
+namespace {
+
+void quantize_rtn(Transformer& model, const QuantizeOptions& opt, const std::map<std::string, std::vector<float>>* imp,
+                  QuantizeReport& rep, const LayerProgress& progress) {
+  std::vector<Linear*> ls = model.linears();
+  const int n_layers = model.config().n_layers;
+  for (size_t i = 0; i < ls.size(); ++i) {
+    Linear& l = *ls[i];
+    const bool head = i + 1 == ls.size();
+    if (head && (!opt.quantize_head || head_is_tied(model))) continue;
+    if (progress) progress(head ? n_layers : static_cast<int>(i * n_layers / ls.size()), n_layers, l.name());
+    const double t0 = now_seconds();
+    const QuantTarget t = layer_target(opt, l, head);
+    const Tensor w = l.weight().to_dense_f32();
+    const float* importance = nullptr;
+    if (imp) {
+      auto it = imp->find(l.name());
+      SHRINK_CHECK(it != imp->end(), "no importance data for ", l.name());
+      importance = it->second.data();
+    }
+    l.set_weight(quantize_matrix(t, w, importance));
+    rep.layers.push_back(layer_report(l, w, t, now_seconds() - t0));
+  }
+}
+
+class GptqMethod : public calib::BlockMethod {
+ public:
+  GptqMethod(const QuantizeOptions& opt, QuantizeReport& rep, bool head) : opt_(opt), rep_(rep), head_(head) {}
+
+  void observe(const Linear& l, const float* x, int64_t n) override {
+    // Linears fed the very same input (q/k/v, gate/up) share one Hessian: the
+    // first of them owns it and adds every sequence; the others alias it.
+    auto it = hessians_.find(&l);
+    if (it == hessians_.end()) {
+      if (alias_.count(&l)) return;
+      if (last_ && x == last_x_ && n == last_n_ && last_->in_features() == l.in_features()) {
+        alias_[&l] = root(last_);
+        return;
+      }
+      it = hessians_.emplace(&l, std::make_unique<calib::Hessian>(l.in_features())).first;
+    }
+    it->second->add(x, n);
+    last_ = &l, last_x_ = x, last_n_ = n;
+  }
+
+  void rewrite(Transformer& model, int layer, const std::vector<Linear*>& group) override {
+    const bool head = layer == model.config().n_layers;
+    for (Linear* l : group) {
+      const double t0 = now_seconds();
+      const QuantTarget t = layer_target(opt_, *l, head);
+      const Tensor w = l->weight().to_dense_f32();
+      const std::vector<float> h = hessians_.at(root(l))->matrix();
+      if (t.is_dense())
+        l->set_weight(quantize_matrix(t, w, nullptr));
+      else
+        l->set_weight(gptq_quantize(w, h, t, opt_.gptq).weight);
+      LayerReport r = layer_report(*l, w, t, now_seconds() - t0);
+      r.output_rel_err = relative_output_error(w, l->weight().to_dense_f32(), h);
+      rep_.layers.push_back(r);
+    }
+    hessians_.clear(), alias_.clear();
+    last_ = nullptr, last_x_ = nullptr;
+  }
+  bool wants_head() const override { return head_; }
+
+ private:
+  const Linear* root(const Linear* l) const {
+    auto it = alias_.find(l);
+    return it == alias_.end() ? l : it->second;
+  }
+  const QuantizeOptions& opt_;
+  QuantizeReport& rep_;
+  bool head_;
+  std::map<const Linear*, std::unique_ptr<calib::Hessian>> hessians_;
+  std::map<const Linear*, const Linear*> alias_;
+  const Linear* last_ = nullptr;
+  const float* last_x_ = nullptr;
+  int64_t last_n_ = 0;
+};
+
+}  // namespace
+
+std::map<std::string, std::vector<float>> collect_importance(Transformer& model, const calib::CalibSet& calib) {
+  std::map<std::string, calib::ColumnStats> stats;
+  LinearInputHook saved = model.hook;
+  model.hook = [&](const Linear& l, const float* x, int64_t n) {
+    auto it = stats.try_emplace(l.name(), l.in_features()).first;
+    it->second.add(x, n);
+  };
+  int max_len = 0;
+  for (const auto& s : calib.seqs) max_len = std::max<int>(max_len, static_cast<int>(s.size()));
+  KVCache cache = model.new_cache(max_len);
+  std::vector<float> logits;
+  try {
+    for (const auto& s : calib.seqs) {
+      cache.clear();
+      logits.resize(size_t(model.config().vocab_size));
+      model.forward(s.data(), static_cast<int>(s.size()), cache, logits.data(), false);
+    }
+  } catch (...) {
+    model.hook = saved;
+    throw;
+  }
+  model.hook = saved;
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, st] : stats) out[name] = st.mean_sq();
+  return out;
+}
+
+QuantizeReport quantize_model(Transformer& model, const calib::CalibSet& calib, const QuantizeOptions& opt,
+                              const LayerProgress& progress) {
+  QuantizeReport rep;
+  rep.method = opt.method;
+  rep.target = opt.target.name();
+  rep.calib_tokens = opt.method == "rtn" ? 0 : calib.tokens();
+  const double t0 = now_seconds();
+  const bool head = opt.quantize_head && !head_is_tied(model);
+  calib::DriverOptions dopt;
+  dopt.progress = progress;
+  if (opt.method == "rtn") {
+    quantize_rtn(model, opt, nullptr, rep, progress);
+  } else if (opt.method == "imatrix") {
+    SHRINK_CHECK(!calib.seqs.empty(), "imatrix needs calibration text (--calib)");
+    const auto imp = collect_importance(model, calib);
+    quantize_rtn(model, opt, &imp, rep, progress);
+  } else if (opt.method == "gptq") {
+    SHRINK_CHECK(!calib.seqs.empty(), "gptq needs calibration text (--calib)");
+    GptqMethod m(opt, rep, head);
+    calib::run_blockwise(model, calib, m, dopt);
+  } else if (opt.method == "awq") {
+    SHRINK_CHECK(!calib.seqs.empty(), "awq needs calibration text (--calib)");
+    AwqMethod m(opt, rep, head, calib.tokens());
+    calib::run_blockwise(model, calib, m, dopt);
+  } else {
+    fail("unknown quantization method '", opt.method, "' (rtn, imatrix, gptq, awq)");
+  }
+  rep.seconds = now_seconds() - t0;
+  return rep;
+}
+
+}  // namespace shrink::quant

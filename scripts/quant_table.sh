@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Measures weight-quantization methods on one model and prints a markdown table
 # (the table of docs/quantization.md). Every row is one `shrink quantize` run:
-# quantize, then perplexity/KLD/top-1 against the original on EVAL.
+# quantize, then perplexity/KLD/top-1 against the original on each EVAL text.
 #
-#   bash scripts/quant_table.sh MODEL EVAL CALIB "rtn imatrix gptq awq" "q4_k q4_0 int4g128" [CTX] [CHUNKS]
+#   bash scripts/quant_table.sh MODEL "EVAL1 [EVAL2]" CALIB "rtn imatrix gptq awq" "q4_k q4_0 int4g128" [CTX] [CHUNKS]
 # Environment: SHRINK (binary, default build/shrink), OUT (work dir, default /tmp/quant_table),
 # CALIB_TOKENS (default 16384), SEQ_LEN (default 256).
 set -euo pipefail
@@ -12,13 +12,14 @@ SHRINK=${SHRINK:-$ROOT/build/shrink}
 OUT=${OUT:-/tmp/quant_table}
 MODEL=$1 EVAL=$2 CALIB=$3 METHODS=$4 TYPES=$5 CTX=${6:-256} CHUNKS=${7:-40}
 mkdir -p "$OUT"
-echo "| method | type | bits/weight (linears) | file | PPL | KLD | top-1 | time | peak RSS |"
-echo "|---|---|---|---|---|---|---|---|---|"
+hdr="| method | type | bits/weight (linears) | file |" sep="|---|---|---|---|"
+for e in $EVAL; do n=$(basename "$e"); hdr+=" PPL $n | KLD $n | top-1 $n |"; sep+="---|---|---|"; done
+echo "$hdr time | peak RSS |"; echo "$sep---|---|"
 for t in $TYPES; do
   for m in $METHODS; do
     name=$(basename "$MODEL" | tr '.' '_')-$m-$t
-    args=(quantize "$MODEL" --method "$m" --type "$t" --ppl "$EVAL" --ctx "$CTX" --chunks "$CHUNKS"
-          --report "$OUT/$name.json")
+    args=(quantize "$MODEL" --method "$m" --type "$t" --ctx "$CTX" --chunks "$CHUNKS" --report "$OUT/$name.json")
+    for e in $EVAL; do args+=(--ppl "$e"); done
     [ "$m" = rtn ] || args+=(--calib "$CALIB" --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}")
     case $t in int*|nf*|fp*) ;; *) args+=(-o "$OUT/$name.gguf") ;; esac
     if ! "$SHRINK" "${args[@]}" >"$OUT/$name.log" 2>&1; then
@@ -26,10 +27,12 @@ for t in $TYPES; do
     fi
     python3 - "$OUT/$name.json" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[1])); e = j["eval"]
+j = json.load(open(sys.argv[1]))
 size = f'{j["file_bytes"] / 2**20:.2f} MiB' if "file_bytes" in j else "-"
-print(f'| {j["method"]} | {j["target"]} | {j["linear_bits_per_weight"]:.2f} | {size} | {e["ppl"]:.4f} ± {e["ppl_err"]:.4f} '
-      f'| {e["kld"]:.5f} ± {e["kld_err"]:.5f} | {100 * e["top1"]:.2f}% | {j["seconds"]:.1f} s | {j["peak_rss_bytes"] / 2**20:.0f} MiB |')
+row = f'| {j["method"]} | {j["target"]} | {j["linear_bits_per_weight"]:.2f} | {size} |'
+for e in j["evals"]:
+    row += f' {e["ppl"]:.4f} ± {e["ppl_err"]:.4f} | {e["kld"]:.5f} ± {e["kld_err"]:.5f} | {100 * e["top1"]:.2f}% |'
+print(row + f' {j["seconds"]:.1f} s | {j["peak_rss_bytes"] / 2**20:.0f} MiB |')
 PY
   done
 done

@@ -86,6 +86,6 @@ TEST(QuantizeCli, GptqOnStories260KWritesGgufAndReport) {
   const nlohmann::json j = nlohmann::json::parse(rf);
   EXPECT_EQ(j["method"], "gptq");
   EXPECT_EQ(j["layers"].size(), 5u * 7u);  // 5 blocks x 7 linears (the head is tied)
-  EXPECT_GT(j["eval"]["ppl"].get<double>(), 0);
-  EXPECT_LT(j["eval"]["kld"].get<double>(), 0.5);
+  EXPECT_GT(j["evals"][0]["ppl"].get<double>(), 0);
+  EXPECT_LT(j["evals"][0]["kld"].get<double>(), 0.5);
 }

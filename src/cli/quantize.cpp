@@ -20,7 +20,8 @@ namespace {
 
 struct QuantizeArgs {
   ModelArgs m;
-  std::string method = "rtn", type, head_type, calib_file, out, ppl_file, report;
+  std::string method = "rtn", type, head_type, calib_file, out, report;
+  std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
   bool sym = false, act_order = false, gptq_weighted_scales = false, keep_head = false, no_clip = false;
@@ -53,9 +54,25 @@ nlohmann::json layer_json(const quant::LayerReport& l) {
   return j;
 }
 
+// Perplexity, KLD and top-1 of the quantized model against the original on
+// one text (llama-perplexity's protocol, eval/perplexity.h).
+nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& f, const std::string& text,
+                        eval::PerplexityOptions po) {
+  const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
+  po.bos_id = f.tokenizer->bos_id();
+  const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
+    progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
+                  done == total);
+  });
+  std::printf("%s: PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", text.c_str(), r.ppl,
+              r.ppl_err, r.base_ppl, r.kld, r.kld_err, 100 * r.top1);
+  return {{"text", text}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
+          {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
+}
+
 void run_quantize(const QuantizeArgs& a) {
   const double t0 = now_seconds();
-  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_file.empty());
+  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_files.empty());
   quant::QuantizeOptions opt;
   opt.method = a.method;
   opt.target = parse_target(a);
@@ -68,7 +85,7 @@ void run_quantize(const QuantizeArgs& a) {
   const bool writable = opt.target.is_block && opt.head.is_block;
   SHRINK_CHECK(a.out.empty() || writable, "writing ", opt.target.name(),
                " (a shrink group format) to a file is not implemented yet; measure it in place with --ppl");
-  SHRINK_CHECK(!a.out.empty() || !a.ppl_file.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
+  SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
 
   calib::CalibSet calib;
   if (a.method != "rtn") {
@@ -110,19 +127,9 @@ void run_quantize(const QuantizeArgs& a) {
     std::printf("wrote %s (%s, %.2f bits per weight in the linears)\n", a.out.c_str(),
                 human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), 8.0 * bytes / double(params));
   }
-  if (!a.ppl_file.empty()) {
+  if (!a.ppl_files.empty()) {
     Transformer base(f);  // the original weights: f is untouched by quantization
-    const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(a.ppl_file), true);
-    eval::PerplexityOptions po = a.p;
-    po.bos_id = f.tokenizer->bos_id();
-    const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
-      progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
-                    done == total);
-    });
-    std::printf("PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", r.ppl, r.ppl_err, r.base_ppl,
-                r.kld, r.kld_err, 100 * r.top1);
-    j["eval"] = {{"text", a.ppl_file}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
-                 {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
   }
   j["peak_rss_bytes"] = peak_rss_bytes();
   const std::string report = !a.report.empty() ? a.report : !a.out.empty() ? a.out + ".json" : "";
@@ -157,7 +164,8 @@ void add_quantize(CLI::App& app) {
   cmd->add_flag("--no-clip", a->no_clip, "AWQ: skip the weight clipping search");
   cmd->add_option("-o,--output", a->out, "Output GGUF file");
   cmd->add_option("--report", a->report, "JSON report path (default: OUTPUT.json)");
-  cmd->add_option("--ppl", a->ppl_file, "After quantizing, measure perplexity and KLD vs the original on this text")
+  cmd->add_option("--ppl", a->ppl_files,
+                  "After quantizing, measure perplexity, KLD and top-1 vs the original on this text (repeatable)")
       ->check(CLI::ExistingFile);
   cmd->add_option("-c,--ctx", a->p.n_ctx, "--ppl window length")->capture_default_str();
   cmd->add_option("--chunks", a->p.chunks, "--ppl: first K windows only (-1 = all)")->capture_default_str();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "compress/quant/presets.h"
 #include "compress/quant/quantize.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -20,11 +21,12 @@ namespace {
 
 struct QuantizeArgs {
   ModelArgs m;
-  std::string method = "rtn", type, head_type, calib_file, out, report;
+  std::string method = "rtn", type, preset, head_type, embed_type, calib_file, out, report;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
-  bool sym = false, act_order = false, gptq_weighted_scales = false, keep_head = false, no_clip = false;
+  bool sym = false, act_order = false, gptq_weighted_scales = false, keep_head = false, keep_embed = false,
+       no_clip = false;
   float damp = 0.01f;
   int64_t calib_tokens = 32768;
   int seq_len = 512;
@@ -70,22 +72,42 @@ nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& 
           {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
 }
 
-void run_quantize(const QuantizeArgs& a) {
-  const double t0 = now_seconds();
-  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_files.empty());
+// What to quantize into: a preset (llama-quantize recipe) or --type/--bits,
+// then the head and token-embedding choices.
+quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
   quant::QuantizeOptions opt;
   opt.method = a.method;
-  opt.target = parse_target(a);
-  opt.head = a.head_type.empty() ? default_head(opt.target) : quant::QuantTarget::parse(a.head_type);
+  if (!a.preset.empty()) {
+    SHRINK_CHECK(a.type.empty() && a.bits == 0, "give either --preset or --type/--bits, not both");
+    quant::apply_preset(a.preset, model, opt);
+  } else {
+    opt.target = parse_target(a);
+    opt.head = default_head(opt.target);
+    // llama-quantize stores the embedding table in the base type (a tied one in the head's).
+    opt.quantize_embed = opt.target.is_block && !opt.target.is_dense();
+    opt.embed = model.config().tied_embeddings ? opt.head : opt.target;
+  }
+  if (!a.head_type.empty()) opt.head = quant::QuantTarget::parse(a.head_type);
+  if (!a.embed_type.empty()) opt.quantize_embed = true, opt.embed = quant::QuantTarget::parse(a.embed_type);
+  if (a.keep_embed) opt.quantize_embed = false;
   opt.quantize_head = !a.keep_head;
   opt.gptq.damp = a.damp;
   opt.gptq.act_order = a.act_order;
   opt.gptq.weighted_scales = a.gptq_weighted_scales;
   opt.awq.clip = !a.no_clip;
-  const bool writable = opt.target.is_block && opt.head.is_block;
+  bool writable = opt.target.is_block && opt.head.is_block;
+  for (const auto& [name, t] : opt.per_layer) writable = writable && t.is_block;
   SHRINK_CHECK(a.out.empty() || writable, "writing ", opt.target.name(),
                " (a shrink group format) to a file is not implemented yet; measure it in place with --ppl");
+  return opt;
+}
+
+void run_quantize(const QuantizeArgs& a) {
+  const double t0 = now_seconds();
   SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
+  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_files.empty());
+  Transformer model(f);
+  const quant::QuantizeOptions opt = make_options(a, model);
 
   calib::CalibSet calib;
   if (a.method != "rtn") {
@@ -94,7 +116,6 @@ void run_quantize(const QuantizeArgs& a) {
     std::fprintf(stderr, "calibration: %zu sequences of %d tokens from %s\n", calib.seqs.size(), a.seq_len,
                  a.calib_file.c_str());
   }
-  Transformer model(f);
   const int64_t bytes_before = model.weight_bytes();
   quant::QuantizeReport rep = quant::quantize_model(model, calib, opt, [&](int layer, int n, const std::string& what) {
     char buf[256];
@@ -108,7 +129,7 @@ void run_quantize(const QuantizeArgs& a) {
   for (Linear* l : model.linears())
     if (!(l == &model.output() && model.config().tied_embeddings))
       params += l->in_features() * l->out_features(), bytes += l->weight().bytes();
-  nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"target", opt.target.name()},
+  nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"target", a.preset.empty() ? opt.target.name() : a.preset},
                       {"head", opt.quantize_head ? opt.head.name() : "unchanged"}, {"seconds", rep.seconds},
                       {"linear_params", params}, {"linear_bytes", bytes},
                       {"linear_bits_per_weight", 8.0 * bytes / double(params)},
@@ -150,11 +171,18 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--type", a->type,
                   "Target: a ggml type (q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k q2_k iq4_nl; f16/bf16) or a group "
                   "format (int4g128, int3g64sym, int8ch, nf4g64, fp4g32, fp8e4m3ch; suffix 'clip' = clipping search)");
+  cmd->add_option("--preset", a->preset,
+                  "A llama-quantize recipe (per-tensor type mix, same types tensor by tensor): Q4_K_M, Q4_K_S, Q5_K_M, "
+                  "Q5_K_S, Q3_K_M, Q3_K_S, Q3_K_L, Q2_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0");
   cmd->add_option("--bits", a->bits, "Integer group format with this many bits (instead of --type)");
   cmd->add_option("--group", a->group, "With --bits: values per scale (0 = per channel, -1 = per tensor)")->capture_default_str();
   cmd->add_flag("--sym", a->sym, "With --bits: symmetric (no zero point)");
   cmd->add_option("--head-type", a->head_type, "Target of the output head (default: q6_k for block types, q8_0 for q8_0, int8ch for groups)");
   cmd->add_flag("--keep-head", a->keep_head, "Leave the output head unquantized");
+  cmd->add_option("--embed-type", a->embed_type,
+                  "ggml type of the token embedding (default as llama-quantize: the base type, the head's when tied; "
+                  "unchanged for group formats)");
+  cmd->add_flag("--keep-embed", a->keep_embed, "Leave the token embedding as it is");
   cmd->add_option("--calib", a->calib_file, "Calibration text (imatrix, gptq, awq)")->check(CLI::ExistingFile);
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
   cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();

@@ -49,6 +49,15 @@ Transformer::Transformer(const ModelFile& m) : cfg_(m.config) {
   }
 }
 
+void Transformer::set_token_embedding(Tensor t) {
+  SHRINK_CHECK(t.ndim() == 2 && t.dim(0) == tok_embd_.dim(0) && t.dim(1) == tok_embd_.dim(1),
+               "token embedding replacement has the wrong shape");
+  SHRINK_CHECK(t.dim(1) % dtype_traits(t.dtype).block_elems == 0, "token embedding rows of ", t.dim(1),
+               " do not split into ", dtype_name(t.dtype), " blocks");
+  tok_embd_ = std::move(t);
+  if (cfg_.tied_embeddings) output_.set_weight(make_weight(tok_embd_));
+}
+
 void Transformer::export_to(ModelFile& m) {
   auto put = [&](const Linear& l) {
     const std::string key = l.name() + ".weight";
@@ -73,6 +82,7 @@ void Transformer::export_to(ModelFile& m) {
     put_norm(p + "ffn_norm.weight", b.ffn_norm);
     put_norm(p + "ffn_norm.bias", b.ffn_norm_b);
   }
+  m.tensors["token_embd.weight"] = tok_embd_;
   if (!cfg_.tied_embeddings) put(output_);
 }
 

@@ -56,6 +56,11 @@ class Transformer {
   // representation that has no tensor form in GGUF/HF files.
   void export_to(ModelFile& m);
 
+  // The token embedding table {vocab, dim}; replacing it (e.g. by a
+  // block-quantized copy, as llama-quantize stores it) also replaces a tied head.
+  const Tensor& token_embedding() const { return tok_embd_; }
+  void set_token_embedding(Tensor t);
+
   std::vector<Linear*> linears();  // every Linear, in forward order (output head last)
   Block& block(int i) { return blocks_[i]; }
   Linear& output() { return output_; }

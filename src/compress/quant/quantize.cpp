@@ -14,10 +14,21 @@ namespace {
 
 bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
 
+// ||w - q||^2 / ||w||^2 of two f32 tensors of the same size.
+double relative_error(const Tensor& w, const Tensor& q) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double d = double(w.f32()[i]) - q.f32()[i];
+    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
+  }
+  return den > 0 ? num / den : 0;
+}
+
 }  // namespace
 
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
-  QuantTarget t = head ? opt.head : opt.target;
+  auto it = opt.per_layer.find(l.name());
+  QuantTarget t = it != opt.per_layer.end() ? it->second : head ? opt.head : opt.target;
   if (t.is_block && !t.fits(l.in_features())) t = QuantTarget::of_block(fallback_block_type(t.block, l.in_features()));
   return t;
 }
@@ -27,12 +38,7 @@ LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t,
   r.name = l.name(), r.type = t.name();
   r.rows = l.out_features(), r.cols = l.in_features(), r.bytes = l.weight().bytes();
   const Tensor q = l.weight().to_dense_f32();
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  r.weight_rel_err = den > 0 ? num / den : 0;
+  r.weight_rel_err = relative_error(w, q);
   r.seconds = seconds;
   return r;
 }
@@ -60,6 +66,26 @@ void quantize_rtn(Transformer& model, const QuantizeOptions& opt, const std::map
     l.set_weight(quantize_matrix(t, w, importance));
     rep.layers.push_back(layer_report(l, w, t, now_seconds() - t0));
   }
+}
+
+// The token embedding: rows are only looked up, so plain rounding (no data)
+// as llama-quantize does (its imatrix has no entry for the table).
+void quantize_embedding(Transformer& model, const QuantizeOptions& opt, QuantizeReport& rep) {
+  const double t0 = now_seconds();
+  const Tensor& e = model.token_embedding();
+  SHRINK_CHECK(opt.embed.is_block, "the token embedding can only be stored in a ggml type, not ", opt.embed.name());
+  QuantTarget t = opt.embed;
+  if (!t.fits(e.dim(1))) t = QuantTarget::of_block(fallback_block_type(t.block, e.dim(1)));
+  if (t.block == e.dtype) return;
+  const Tensor w = e.to(DType::F32);
+  model.set_token_embedding(w.to(t.block));
+  LayerReport r;
+  r.name = "token_embd", r.type = t.name(), r.rows = e.dim(0), r.cols = e.dim(1);
+  r.bytes = model.token_embedding().nbytes();
+  const Tensor q = model.token_embedding().to(DType::F32);
+  r.weight_rel_err = relative_error(w, q);
+  r.seconds = now_seconds() - t0;
+  rep.layers.push_back(r);
 }
 
 class GptqMethod : public calib::BlockMethod {
@@ -173,6 +199,7 @@ QuantizeReport quantize_model(Transformer& model, const calib::CalibSet& calib, 
   } else {
     fail("unknown quantization method '", opt.method, "' (rtn, imatrix, gptq, awq)");
   }
+  if (opt.quantize_embed) quantize_embedding(model, opt, rep);
   rep.seconds = now_seconds() - t0;
   return rep;
 }

@@ -30,6 +30,12 @@ struct QuantizeOptions {
   QuantTarget target;
   QuantTarget head;                 // output head (when the model has its own; tied heads stay as is)
   bool quantize_head = true;
+  // Per-Linear targets by name (presets, --target-bpw), overriding target/head.
+  std::map<std::string, QuantTarget> per_layer;
+  // The token embedding, rounded to `embed` (a block type) when set: llama-quantize
+  // stores it in the recipe's base type (a table tied to the head gets the head's).
+  bool quantize_embed = false;
+  QuantTarget embed;
   GptqOptions gptq;
   AwqOptions awq;
 };
@@ -55,8 +61,9 @@ using LayerProgress = std::function<void(int layer, int n_layers, const std::str
 QuantizeReport quantize_model(Transformer& model, const calib::CalibSet& calib, const QuantizeOptions& opt,
                               const LayerProgress& progress = {});
 
-// The target of one Linear: opt.head for the output head, else opt.target,
-// falling back (llama-quantize's way) when rows do not split into blocks.
+// The target of one Linear: opt.per_layer[name] if given, else opt.head for
+// the output head, else opt.target; falling back (llama-quantize's way) when
+// rows do not split into blocks.
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head);
 // The report row of a Linear just quantized from the f32 weight w.
 LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t, double seconds);

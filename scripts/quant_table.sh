@@ -3,7 +3,8 @@
 # (the table of docs/quantization.md). Every row is one `shrink quantize` run:
 # quantize, then perplexity/KLD/top-1 against the original on each EVAL text.
 #
-#   bash scripts/quant_table.sh MODEL "EVAL1 [EVAL2]" CALIB "rtn imatrix gptq awq" "q4_k q4_0 int4g128" [CTX] [CHUNKS]
+#   bash scripts/quant_table.sh MODEL "EVAL1 [EVAL2]" CALIB "rtn imatrix gptq awq" "q4_k q4_0 int4g128 Q4_K_M" [CTX] [CHUNKS]
+# (lower case: a ggml type or group format, --type; upper case: a llama-quantize recipe, --preset)
 # Environment: SHRINK (binary, default build/shrink), OUT (work dir, default /tmp/quant_table),
 # CALIB_TOKENS (default 16384), SEQ_LEN (default 256).
 set -euo pipefail
@@ -18,7 +19,8 @@ echo "$hdr time | peak RSS |"; echo "$sep---|---|"
 for t in $TYPES; do
   for m in $METHODS; do
     name=$(basename "$MODEL" | tr '.' '_')-$m-$t
-    args=(quantize "$MODEL" --method "$m" --type "$t" --ctx "$CTX" --chunks "$CHUNKS" --report "$OUT/$name.json")
+    case $t in Q*) kind=--preset ;; *) kind=--type ;; esac  # upper case: a llama-quantize recipe (Q4_K_M)
+    args=(quantize "$MODEL" --method "$m" "$kind" "$t" --ctx "$CTX" --chunks "$CHUNKS" --report "$OUT/$name.json")
     for e in $EVAL; do args+=(--ppl "$e"); done
     [ "$m" = rtn ] || args+=(--calib "$CALIB" --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}")
     case $t in int*|nf*|fp*) ;; *) args+=(-o "$OUT/$name.gguf") ;; esac

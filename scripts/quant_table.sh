@@ -5,6 +5,7 @@
 #
 #   bash scripts/quant_table.sh MODEL "EVAL1 [EVAL2]" CALIB "rtn imatrix gptq awq" "q4_k q4_0 int4g128 Q4_K_M" [CTX] [CHUNKS]
 # (lower case: a ggml type or group format, --type; upper case: a llama-quantize recipe, --preset)
+# Rows whose report is already in OUT are reused, so an interrupted table resumes.
 # Environment: SHRINK (binary, default build/shrink), OUT (work dir, default /tmp/quant_table),
 # CALIB_TOKENS (default 16384), SEQ_LEN (default 256).
 set -euo pipefail
@@ -24,7 +25,9 @@ for t in $TYPES; do
     for e in $EVAL; do args+=(--ppl "$e"); done
     [ "$m" = rtn ] || args+=(--calib "$CALIB" --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}")
     case $t in int*|nf*|fp*) ;; *) args+=(-o "$OUT/$name.gguf") ;; esac
-    if ! "$SHRINK" "${args[@]}" >"$OUT/$name.log" 2>&1; then
+    # A row already measured (its report names every eval text) is reused: a long table resumes.
+    if [ -s "$OUT/$name.json" ] && [ "$(grep -c '"ppl_err"' "$OUT/$name.json")" = "$(wc -w <<<"$EVAL")" ]; then :
+    elif ! "$SHRINK" "${args[@]}" >"$OUT/$name.log" 2>&1; then
       echo "| $m | $t | failed: $(tail -1 "$OUT/$name.log") |"; continue
     fi
     python3 - "$OUT/$name.json" <<'PY'

@@ -14,6 +14,7 @@ void add_bench(CLI::App& app);
 void add_init(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_imatrix(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

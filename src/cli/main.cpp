@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   shrink::cli::add_init(app);
   shrink::cli::add_convert(app);
   shrink::cli::add_quantize(app);
+  shrink::cli::add_imatrix(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

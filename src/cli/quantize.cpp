@@ -1,6 +1,7 @@
 // shrink quantize MODEL --method rtn|imatrix|gptq|awq --type T [--calib FILE] -o OUT.gguf
 // Weight quantization into ggml block types (a GGUF llama.cpp loads) or shrink's
 // group formats; progress per layer on stderr; a JSON report beside the output.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -8,12 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "compress/quant/mixed.h"
 #include "compress/quant/presets.h"
 #include "compress/quant/quantize.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "eval/perplexity.h"
+#include "io/imatrix.h"
 
 namespace shrink::cli {
 
@@ -21,13 +24,15 @@ namespace {
 
 struct QuantizeArgs {
   ModelArgs m;
-  std::string method = "rtn", type, preset, head_type, embed_type, calib_file, out, report;
+  std::string method = "rtn", type, preset, head_type, embed_type, calib_file, imatrix_file, out, report;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
   bool sym = false, act_order = false, gptq_weighted_scales = false, keep_head = false, keep_embed = false,
        no_clip = false;
   float damp = 0.01f;
+  double target_bpw = 0;
+  int64_t sensitivity_tokens = 1024;
   int64_t calib_tokens = 32768;
   int seq_len = 512;
   eval::PerplexityOptions p;
@@ -35,6 +40,7 @@ struct QuantizeArgs {
 
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
+  if (a.target_bpw > 0 && a.bits == 0) return quant::QuantTarget::of_block(DType::Q4_K);  // ladder of ggml types
   SHRINK_CHECK(a.bits >= 2 && a.bits <= 8, "give --type (q4_k, q8_0, int4g128, nf4g64, ...) or --bits 2..8");
   const std::string g = a.group > 0 ? "g" + std::to_string(a.group) : a.group == 0 ? "ch" : "t";
   return quant::QuantTarget::parse("int" + std::to_string(a.bits) + g + (a.sym ? "sym" : ""));
@@ -95,6 +101,17 @@ quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
   opt.gptq.act_order = a.act_order;
   opt.gptq.weighted_scales = a.gptq_weighted_scales;
   opt.awq.clip = !a.no_clip;
+  if (!a.imatrix_file.empty()) {
+    SHRINK_CHECK(a.method == "imatrix", "--imatrix FILE is used by --method imatrix");
+    std::vector<LinearShape> shapes;
+    for (Linear* l : model.linears()) shapes.push_back({l->name(), l->in_features()});
+    std::vector<std::string> missing;
+    opt.importance = std::make_shared<const std::map<std::string, std::vector<float>>>(
+        imatrix_for_linears(read_imatrix(a.imatrix_file), shapes, &missing));
+    for (const std::string& m : missing)
+      std::fprintf(stderr, "imatrix: no entry for %s in %s: rounded without importance\n", m.c_str(),
+                   a.imatrix_file.c_str());
+  }
   bool writable = opt.target.is_block && opt.head.is_block;
   for (const auto& [name, t] : opt.per_layer) writable = writable && t.is_block;
   SHRINK_CHECK(a.out.empty() || writable, "writing ", opt.target.name(),
@@ -102,20 +119,51 @@ quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
   return opt;
 }
 
+// --target-bpw: per-Linear targets from measured sensitivity (compress/quant/mixed.h).
+nlohmann::json allocate(const QuantizeArgs& a, Transformer& model, const calib::CalibSet& calib,
+                        quant::QuantizeOptions& opt) {
+  SHRINK_CHECK(a.preset.empty(), "give either --preset or --target-bpw, not both");
+  const double t0 = now_seconds();
+  const auto ladder = quant::default_ladder(opt.target);
+  const auto sens = quant::measure_sensitivity(model, calib, a.sensitivity_tokens, ladder, opt, [&](int i, int n) {
+    progress_line("sensitivity: Linear " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" +
+                  std::to_string(int(now_seconds() - t0)) + " s)");
+  });
+  int64_t params = 0, min_bytes = 0;
+  for (const auto& s : sens) params += s.params, min_bytes += *std::min_element(s.bytes.begin(), s.bytes.end());
+  const auto budget = static_cast<int64_t>(a.target_bpw * double(params) / 8);
+  if (budget < min_bytes)
+    std::fprintf(stderr, "warning: --target-bpw %.3f is below the cheapest ladder (%.3f bits per weight): using that\n",
+                 a.target_bpw, 8.0 * double(min_bytes) / double(params));
+  opt.per_layer = quant::allocate_bits(sens, budget);
+  progress_line("sensitivity measured in " + std::to_string(int(now_seconds() - t0)) + " s", true);
+  nlohmann::json j = {{"target_bpw", a.target_bpw}, {"tokens", a.sensitivity_tokens}, {"seconds", now_seconds() - t0}};
+  for (const auto& s : sens) {
+    nlohmann::json row = {{"name", s.name}, {"chosen", opt.per_layer.at(s.name).name()}};
+    for (size_t k = 0; k < s.targets.size(); ++k)
+      row["kld"][s.targets[k].name()] = s.kld[k], row["bytes"][s.targets[k].name()] = s.bytes[k];
+    j["layers"].push_back(row);
+  }
+  return j;
+}
+
 void run_quantize(const QuantizeArgs& a) {
   const double t0 = now_seconds();
   SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
-  ModelFile f = open_model(a.m, a.method != "rtn" || !a.ppl_files.empty());
+  ModelFile f = open_model(a.m, a.method != "rtn" || a.target_bpw > 0 || !a.ppl_files.empty());  // tokenizer
   Transformer model(f);
-  const quant::QuantizeOptions opt = make_options(a, model);
+  quant::QuantizeOptions opt = make_options(a, model);
 
   calib::CalibSet calib;
-  if (a.method != "rtn") {
-    SHRINK_CHECK(!a.calib_file.empty(), a.method, " needs calibration text: --calib FILE");
+  if ((a.method != "rtn" && a.imatrix_file.empty()) || a.target_bpw > 0) {
+    SHRINK_CHECK(!a.calib_file.empty(), a.target_bpw > 0 ? "--target-bpw" : a.method.c_str(),
+                 " needs calibration text: --calib FILE");
     calib = calib::make_calib_set(*f.tokenizer, read_text_file(a.calib_file), a.calib_tokens, a.seq_len);
     std::fprintf(stderr, "calibration: %zu sequences of %d tokens from %s\n", calib.seqs.size(), a.seq_len,
                  a.calib_file.c_str());
   }
+  nlohmann::json allocation;
+  if (a.target_bpw > 0) allocation = allocate(a, model, calib, opt);
   const int64_t bytes_before = model.weight_bytes();
   quant::QuantizeReport rep = quant::quantize_model(model, calib, opt, [&](int layer, int n, const std::string& what) {
     char buf[256];
@@ -138,6 +186,7 @@ void run_quantize(const QuantizeArgs& a) {
     j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
   if (a.method == "gptq") j["gptq"] = {{"damp", a.damp}, {"act_order", a.act_order}, {"weighted_scales", a.gptq_weighted_scales}};
   for (const auto& l : rep.layers) j["layers"].push_back(layer_json(l));
+  if (!allocation.is_null()) j["allocation"] = allocation;
 
   if (!a.out.empty()) {
     ModelFile out = f;
@@ -174,6 +223,12 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--preset", a->preset,
                   "A llama-quantize recipe (per-tensor type mix, same types tensor by tensor): Q4_K_M, Q4_K_S, Q5_K_M, "
                   "Q5_K_S, Q3_K_M, Q3_K_S, Q3_K_L, Q2_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0");
+  cmd->add_option("--target-bpw", a->target_bpw,
+                  "Mixed precision: per-Linear types (ggml Q2_K..Q8_0, or int2..int8 like --type's group format) "
+                  "chosen by measured sensitivity (KL when that Linear alone is rounded) to fit this many bits per "
+                  "weight over the linears; needs --calib");
+  cmd->add_option("--sensitivity-tokens", a->sensitivity_tokens, "--target-bpw: calibration tokens to measure on")
+      ->capture_default_str();
   cmd->add_option("--bits", a->bits, "Integer group format with this many bits (instead of --type)");
   cmd->add_option("--group", a->group, "With --bits: values per scale (0 = per channel, -1 = per tensor)")->capture_default_str();
   cmd->add_flag("--sym", a->sym, "With --bits: symmetric (no zero point)");
@@ -184,6 +239,10 @@ void add_quantize(CLI::App& app) {
                   "unchanged for group formats)");
   cmd->add_flag("--keep-embed", a->keep_embed, "Leave the token embedding as it is");
   cmd->add_option("--calib", a->calib_file, "Calibration text (imatrix, gptq, awq)")->check(CLI::ExistingFile);
+  cmd->add_option("--imatrix", a->imatrix_file,
+                  "--method imatrix: read the importance matrix from a llama.cpp imatrix file (.gguf or legacy .dat, "
+                  "e.g. from `shrink imatrix` or llama-imatrix) instead of collecting it from --calib")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
   cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();
   cmd->add_option("--damp", a->damp, "GPTQ dampening (fraction of mean diag H)")->capture_default_str();

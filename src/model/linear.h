@@ -78,6 +78,7 @@ class Linear {
   const std::string& name() const { return name_; }
   const WeightRepr& weight() const { return *weight_; }
   const Tensor& bias() const { return bias_; }
+  const std::shared_ptr<WeightRepr>& weight_ptr() const { return weight_; }
   void set_weight(std::shared_ptr<WeightRepr> w) { weight_ = std::move(w); }
   void set_bias(Tensor b) { bias_ = std::move(b); }
   bool valid() const { return weight_ != nullptr; }

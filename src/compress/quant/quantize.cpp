@@ -59,9 +59,10 @@ void quantize_rtn(Transformer& model, const QuantizeOptions& opt, const std::map
     const Tensor w = l.weight().to_dense_f32();
     const float* importance = nullptr;
     if (imp) {
+      // As llama-quantize: a Linear the importance matrix does not cover (the
+      // head, in files made without --process-output) is rounded plainly.
       auto it = imp->find(l.name());
-      SHRINK_CHECK(it != imp->end(), "no importance data for ", l.name());
-      importance = it->second.data();
+      if (it != imp->end()) importance = it->second.data();
     }
     l.set_weight(quantize_matrix(t, w, importance));
     rep.layers.push_back(layer_report(l, w, t, now_seconds() - t0));
@@ -159,8 +160,9 @@ std::map<std::string, std::vector<float>> collect_importance(Transformer& model,
   try {
     for (const auto& s : calib.seqs) {
       cache.clear();
-      logits.resize(size_t(model.config().vocab_size));
-      model.forward(s.data(), static_cast<int>(s.size()), cache, logits.data(), false);
+      // All positions' logits, so the head sees every token's input, not only the last.
+      logits.resize(s.size() * size_t(model.config().vocab_size));
+      model.forward(s.data(), static_cast<int>(s.size()), cache, logits.data(), true);
     }
   } catch (...) {
     model.hook = saved;
@@ -185,8 +187,8 @@ QuantizeReport quantize_model(Transformer& model, const calib::CalibSet& calib, 
   if (opt.method == "rtn") {
     quantize_rtn(model, opt, nullptr, rep, progress);
   } else if (opt.method == "imatrix") {
-    SHRINK_CHECK(!calib.seqs.empty(), "imatrix needs calibration text (--calib)");
-    const auto imp = collect_importance(model, calib);
+    SHRINK_CHECK(!calib.seqs.empty() || opt.importance, "imatrix needs calibration text (--calib) or an imatrix file");
+    const auto imp = opt.importance ? *opt.importance : collect_importance(model, calib);
     quantize_rtn(model, opt, &imp, rep, progress);
   } else if (opt.method == "gptq") {
     SHRINK_CHECK(!calib.seqs.empty(), "gptq needs calibration text (--calib)");

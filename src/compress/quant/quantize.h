@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ struct QuantizeOptions {
   QuantTarget embed;
   GptqOptions gptq;
   AwqOptions awq;
+  // imatrix: per-Linear mean x^2 read from a file (io/imatrix.h) instead of collected.
+  std::shared_ptr<const std::map<std::string, std::vector<float>>> importance;
 };
 
 struct LayerReport {

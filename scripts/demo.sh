@@ -21,6 +21,30 @@ report_row() {  # name model text ctx chunks
       'BEGIN { printf "| %s | %.2f MiB | %.4f ± %.4f | %.0f | %.1f |\n", n, wb / 1048576, p, pe, pp, tg }'
 }
 
+# One row per weight-quantization method: the model quantized to TYPE by it,
+# with size, bits per weight, perplexity/KLD/top-1 against the original and
+# decode speed of the written GGUF.
+quant_rows() {  # model text calib ctx chunks type
+  local model=$1 text=$2 calib=$3 ctx=$4 chunks=$5 type=$6
+  echo
+  echo "| method | type | file | bits/weight (linears) | PPL | KLD vs original | top-1 | decode tok/s (1 thread) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for m in rtn imatrix gptq awq; do
+    local q="$OUT/quant-$m-$type.gguf" cal=()
+    [ "$m" = rtn ] || cal=(--calib "$calib" --calib-tokens 4096 --seq-len 128)
+    $S quantize "$model" --method "$m" --type "$type" "${cal[@]}" --ppl "$text" --ctx "$ctx" --chunks "$chunks" \
+      -o "$q" >/dev/null 2>"$OUT/quant-$m.log" || { echo "| $m | $type | failed: $(tail -1 "$OUT/quant-$m.log") |"; continue; }
+    $S bench "$q" -p 16 -n 32 -r 3 -t 1 --no-bandwidth --json >"$OUT/quant-$m.bench.json"
+    python3 - "$q.json" "$OUT/quant-$m.bench.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2])); e = j["evals"][0]
+tg = b["runs"][0]["tg_tps"] if "runs" in b else b.get("tg_tps", 0)
+print(f'| {j["method"]} | {j["target"]} | {j["file_bytes"] / 2**20:.2f} MiB | {j["linear_bits_per_weight"]:.2f} | '
+      f'{e["ppl"]:.4f} (original {e["base_ppl"]:.4f}) | {e["kld"]:.5f} | {100 * e["top1"]:.2f}% | {tg:.1f} |')
+PY
+  done
+}
+
 echo
 echo "| model | weights | PPL (llama.cpp protocol) | prefill tok/s (1 thread) | decode tok/s (1 thread) |"
 echo "|---|---:|---:|---:|---:|"
@@ -32,6 +56,10 @@ if [ -f "$SHARED/assets/models/stories260K/stories260K.bin" ]; then
   echo
   echo "References (llama.cpp, ../shared/reference): stories260K wiki.test.raw c=256 100 chunks 115.7021;"
   echo "teacher-9M gutenberg/valid.txt c=256 40 chunks 37.9103."
+  CALIB=$OUT/calib.txt
+  zcat "$SHARED/assets/text/gutenberg/train.txt.gz" | head -c 300000 >"$CALIB" || true
+  quant_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20 q4_0
+  echo "(stories260K's ffn_down rows are 172 long, which no 32-block fits: those stay F16, as llama.cpp cannot quantize it.)"
   echo
   $S run "$SHARED/assets/models/stories260K/stories260K.bin" -p "Once upon a time" -n 40 --no-stats
 else
@@ -39,4 +67,5 @@ else
   echo " only the speed figures are real.)" >&2
   $S init --preset tiny -o "$OUT/tiny-random.gguf" 2>/dev/null
   report_row tiny-random "$OUT/tiny-random.gguf" data/demo.txt 64 -1
+  quant_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1 q4_0
 fi

@@ -60,7 +60,10 @@ class SuffixRunner {
       std::vector<float> lp(size_t(n) * c.vocab_size);
       m_.forward_head(x.data(), n, lp.data());
       log_softmax_rows(lp.data(), n, c.vocab_size);
+      std::vector<float> p(lp.size());
+      for (size_t k = 0; k < lp.size(); ++k) p[k] = std::exp(lp[k]);
       base_logp_.push_back(std::move(lp));
+      base_p_.push_back(std::move(p));
     }
   }
 
@@ -78,7 +81,8 @@ class SuffixRunner {
       m_.forward_head(x.data(), n, lq.data());
       log_softmax_rows(lq.data(), n, c.vocab_size);
       const std::vector<float>& lp = base_logp_[i];
-      for (int64_t k = 0; k < int64_t(n) * c.vocab_size; ++k) sum += std::exp(double(lp[k])) * (double(lp[k]) - lq[k]);
+      const std::vector<float>& p = base_p_[i];
+      for (int64_t k = 0; k < int64_t(n) * c.vocab_size; ++k) sum += double(p[k]) * (double(lp[k]) - lq[k]);
       tokens += n;
     }
     return sum / double(tokens);
@@ -89,7 +93,7 @@ class SuffixRunner {
   std::vector<std::vector<int32_t>> seqs_;
   KVCache cache_;
   std::vector<std::vector<std::vector<float>>> hidden_;  // [block][seq] input of that block
-  std::vector<std::vector<float>> base_logp_;
+  std::vector<std::vector<float>> base_logp_, base_p_;  // the original's log-probabilities and probabilities
 };
 
 }  // namespace

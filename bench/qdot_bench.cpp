@@ -4,7 +4,9 @@
 //                   GB/s and as a fraction of measure_read_bandwidth at the same
 //                   thread count; dtype F32 is kernels::gemv on the same shape,
 //                   the baseline for the ratio.
-//   BM_QGemvCached  one matrix that fits in L2 (compute ceiling of the kernels).
+//   BM_QGemvCached  one 1024 x 4096 matrix reused (in L2 or L3 by type).
+//   BM_QGemvL2      one 256 x 4096 matrix reused, in L2 for every type: the
+//                   compute ceiling of the kernels.
 //   BM_QMatmul      prefill: quantized dots vs dequantize+sgemm, by batch size n
 //                   (where they cross is qmatmul_dequant_min_n).
 //   shrink_bench --benchmark_filter='QGemv|QMatmul'
@@ -134,7 +136,7 @@ BENCHMARK(BM_QGemvStream)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// One 1024 x 4096 matrix reused (0.6-2.2 MiB for the quantized types: in L2):
+// One 1024 x 4096 matrix reused (1.3-4.3 MiB for the quantized types: in L2 or partly in L3):
 // how fast the kernels compute when memory is not the limit.
 void BM_QGemvCached(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
@@ -158,6 +160,28 @@ BENCHMARK(BM_QGemvCached)
     ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// One 256 x 4096 matrix reused (0.3-1.1 MiB: in L2 for every type, where
+// BM_QGemvCached's 2.3 MiB Q4_0/Q4_K and 4.4 MiB Q8_0 matrices spill to L3 on
+// CPUs with 2 MiB of L2): the kernels' compute rate. Compare cpu_time (or
+// Gweights_s) A/B within one run; on a loaded machine cpu_time is the steadier.
+void BM_QGemvL2(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  constexpr int64_t rows = 256, cols = 4096;
+  const Tensor w = random_weights(t, rows, cols);
+  const std::vector<float> x = activations(cols);
+  std::vector<float> y(static_cast<size_t>(rows));
+  for (auto _ : state) {
+    run(t, w.data, x.data(), y.data(), rows, cols, 1);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * w.nbytes());
+  state.counters["Gweights_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * rows * cols / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(label(t));
+}
+BENCHMARK(BM_QGemvL2)->ArgNames({"dtype"})->DenseRange(0, 10)->Unit(benchmark::kMicrosecond);
 
 // Prefill: n inputs against one 4096 x 4096 weight, both strategies
 // (0 = quantized dots, 1 = dequantize + sgemm).

@@ -245,7 +245,8 @@ TEST(QDot, SimdMatchesReference) {
     for (DType t : kTypes) {
       const int64_t be = dtype_traits(t).block_elems;
       for (int64_t rows : {1, 3, 17, 33, 70}) {
-        for (int64_t blocks : {1, 2, 3, 4, 5, 7, 9, 16}) {
+        // 16 and more: whole 512-value steps of the Q4_0 AVX-512 kernel, then a remainder.
+        for (int64_t blocks : {1, 2, 3, 4, 5, 7, 9, 16, 17, 35}) {
           const int64_t cols = blocks * be;
           const auto w = random_weights(t, rows, cols, rng);
           const auto x = random_x(cols, rng);
@@ -265,12 +266,47 @@ TEST(QDot, SimdMatchesReference) {
   }
 }
 
+TEST(QDot, EveryTypeHasSimdKernels) {
+  for (DType t : kTypes) {
+    EXPECT_TRUE(qdot_has_simd("avx512vnni", t)) << dtype_name(t);
+    EXPECT_TRUE(qdot_has_simd("avx2", t)) << dtype_name(t);
+  }
+}
+
+// Matrices above the streaming threshold (8 rows per group on AVX-512, 6 on
+// AVX2) with a row count that is no multiple of the group: every row equals
+// the same row computed alone (one-row groups), and the scalar reference.
+TEST(QDot, SimdRowGroupsMatchSingleRows) {
+  std::mt19937 rng(7);
+  for (const Isa& isa : isas()) {
+    if (!isa.available) continue;
+    for (DType t : kTypes) {
+      const int64_t be = dtype_traits(t).block_elems;
+      const int64_t cols = (be == 32 ? 40 : 5) * be, rb = dtype_bytes(t, cols);
+      const int64_t rows = ((int64_t{17} << 17) / rb) | 1;  // ~2.1 MiB (above both ISAs' thresholds), odd
+      const auto w = random_weights(t, rows, cols, rng);
+      const auto x = random_x(cols, rng);
+      const auto a = quantize(t, x);
+      std::vector<float> ref(static_cast<size_t>(rows)), got(ref.size());
+      qdot_impl::rows_ref(t, w.data(), a.data(), ref.data(), rows, cols);
+      isa.rows(t, w.data(), a.data(), got.data(), rows, cols);
+      for (int64_t r = 0; r < rows; r += 7) {
+        float one;
+        isa.rows(t, w.data() + r * rb, a.data(), &one, 1, cols);
+        ASSERT_EQ(got[r], one) << isa.name << " " << dtype_name(t) << " r=" << r;
+        const Dot e = dequant_dot(t, w.data() + r * rb, a.data(), cols);
+        ASSERT_NEAR(got[r], ref[r], 1e-5 * e.abs + 1e-30) << isa.name << " " << dtype_name(t) << " r=" << r;
+      }
+    }
+  }
+}
+
 TEST(QDot, QgemvMatchesReferenceAndIgnoresThreadCount) {
   std::mt19937 rng(4);
   for (DType t : kTypes) {
     const int64_t be = dtype_traits(t).block_elems;
     for (int64_t rows : {1, 31, 300}) {
-      const int64_t cols = (t == DType::Q8_0 ? 37 : 9) * be;
+      const int64_t cols = (be == 32 ? 37 : 9) * be;
       const auto w = random_weights(t, rows, cols, rng);
       const auto x = random_x(cols, rng);
       std::vector<float> ref(static_cast<size_t>(rows)), y1(ref.size()), y2(ref.size()), y3(ref.size()), yd(ref.size());
@@ -298,7 +334,7 @@ TEST(QDot, NoReadsPastTheEndOfWeights) {
   std::mt19937 rng(5);
   for (DType t : kTypes) {
     const int64_t be = dtype_traits(t).block_elems;
-    for (int64_t blocks : {1, 3, 5}) {
+    for (int64_t blocks : {1, 3, 5, 16, 19}) {
       const int64_t rows = 3, cols = blocks * be, bytes = rows * dtype_bytes(t, cols);
       const size_t span = static_cast<size_t>((bytes + page - 1) / page * page);
       auto* mem = static_cast<uint8_t*>(mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));

@@ -214,6 +214,17 @@ struct KQ45 {
   SHRINK_AVX2_INLINE static float finish(const Acc& acc) { return hsum8(acc.f) - hsum4(acc.m); }
 };
 
+// Scales for group g of a 128-value half whose 8 int16 sub-block scales are
+// in both lanes of sc16h: 2g in the low lane, 2g + 1 in the high lane.
+SHRINK_AVX2_INLINE __m256i group_scales(__m256i sc16h, int g) {
+  const short a = static_cast<short>((4 * g + 1) << 8 | 4 * g), b = static_cast<short>((4 * g + 3) << 8 | (4 * g + 2));
+  return _mm256_shuffle_epi8(sc16h, _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a)));
+}
+// Lane h of v (8 int16) in both lanes.
+SHRINK_AVX2_INLINE __m256i half_lane(__m256i v, int h) {
+  return _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1));
+}
+
 struct KQ6 {
   static constexpr int kChunk = 1;
   static constexpr int64_t kBytes = sizeof(BlockQ6_K), kActBytes = sizeof(BlockQ8_K);
@@ -230,12 +241,6 @@ struct KQ6 {
     return {a->qs, load256(a->bsums), a->d};
   }
   SHRINK_AVX2_INLINE static Acc zero() { return {_mm256_setzero_ps()}; }
-  // Scales for group g of half h: 8h + 2g in the low lane, 8h + 2g + 1 in the
-  // high lane (sc16h = the 8 int16 scales of half h in both lanes).
-  SHRINK_AVX2_INLINE static __m256i group_scales(__m256i sc16h, int g) {
-    const short a = static_cast<short>((4 * g + 1) << 8 | 4 * g), b = static_cast<short>((4 * g + 3) << 8 | (4 * g + 2));
-    return _mm256_shuffle_epi8(sc16h, _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a)));
-  }
   SHRINK_AVX2_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
     const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
@@ -244,7 +249,7 @@ struct KQ6 {
     // The -32 offset of every code: 32 * sum_j sc_j * bsums_j.
     __m256i s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, x.bs), 5));
     for (int h = 0; h < 2; ++h) {
-      const __m256i sch = _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
+      const __m256i sch = half_lane(sc16, h);
       const __m256i a = load256(b->ql + 64 * h), c = load256(b->ql + 64 * h + 32), qh = load256(b->qh + 32 * h);
       const __m256i q[4] = {
           _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
@@ -262,6 +267,116 @@ struct KQ6 {
   SHRINK_AVX2_INLINE static float finish(const Acc& acc) { return hsum8(acc.f); }
 };
 
+// Q2_K: qs bytes 32h + l hold lane l of the four 32-value groups of half h
+// (group g in bits 2g, 2g+1), matching activation codes 128h + 32g + l.
+// Scales: low nibble of scales[e/16]; mins (high nibble) against bsums.
+struct KQ2 {
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(BlockQ2_K), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    const int8_t* y;
+    __m256i bs;
+    float d;
+  };
+  struct Acc {
+    __m256 f, m;
+  };
+  SHRINK_AVX2_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    return {a->qs, load256(a->bsums), a->d};
+  }
+  SHRINK_AVX2_INLINE static Acc zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  SHRINK_AVX2_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const BlockQ2_K*>(p);
+    const __m128i sb = load128(b->scales), m4 = _mm_set1_epi8(0x0F);
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sb, m4));
+    const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), m4));
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i s = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i sch = half_lane(sc16, h);
+      const __m256i v = load256(b->qs + 32 * h);
+      for (int g = 0; g < 4; ++g) {
+        const __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, 2 * g), m3);
+        const __m256i pr = _mm256_maddubs_epi16(c, load256(x.y + 128 * h + 32 * g));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(pr, group_scales(sch, g)));
+      }
+    }
+    const float dy = x.d;
+    acc.f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16(p + offsetof(BlockQ2_K, d)) * dy), acc.f);
+    acc.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, x.bs)),
+                            _mm256_set1_ps(f16(p + offsetof(BlockQ2_K, dmin)) * dy), acc.m);
+  }
+  SHRINK_AVX2_INLINE static float finish(const Acc& acc) { return hsum8(acc.f) - hsum8(acc.m); }
+};
+
+// The 16 Q3_K scales (q3_k_scale(j) - 32) as int8 from the 12 packed bytes at
+// p (loaded as the 16 bytes from p - 2, which end with the block's d: no read
+// past the block). Dwords 0, 1 of the low nibbles are bytes 0..3, 4..7 (low
+// nibbles), dwords 2, 3 the same bytes' high nibbles; the top 2 bits of scale
+// 4k + i are bits 2k, 2k+1 of byte 8 + i.
+SHRINK_AVX2_INLINE __m128i q3k_scales(const uint8_t* p) {
+  const __m128i v = load128(p - 2);
+  const __m128i lo8 = _mm_shuffle_epi8(v, _mm_set_epi8(9, 8, 7, 6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2));
+  const __m128i hi8 = _mm_shuffle_epi8(v, _mm_set_epi8(13, 12, 11, 10, 13, 12, 11, 10, 13, 12, 11, 10, 13, 12, 11, 10));
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(lo8, _mm_set_epi32(4, 4, 0, 0)), _mm_set1_epi8(0x0F));
+  const __m128i hi = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(hi8, _mm_set_epi32(6, 4, 2, 0)), 4), _mm_set1_epi8(0x30));
+  return _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
+}
+
+// Q3_K: 2-bit codes as Q2_K; the high bit of group g of half h is bit
+// 4h + g of hmask[l]. Unsigned codes u = crumb + 4 * hbit = q + 4 (0..7); the
+// offset comes back through the activation sums: -4 * sum_j sc_j * bsums_j.
+struct KQ3 {
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(BlockQ3_K), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    const int8_t* y;
+    __m256i bs;
+    float d;
+  };
+  struct Acc {
+    __m256 f;
+  };
+  SHRINK_AVX2_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    return {a->qs, load256(a->bsums), a->d};
+  }
+  SHRINK_AVX2_INLINE static Acc zero() { return {_mm256_setzero_ps()}; }
+  // Bit kBit of every byte of hm moved to bit 2 (value 4), other bits clear.
+  template <int kBit>
+  SHRINK_AVX2_INLINE static __m256i hbit(__m256i hm) {
+    const __m256i c4 = _mm256_set1_epi8(4);
+    if constexpr (kBit <= 2) return _mm256_and_si256(_mm256_slli_epi16(hm, 2 - kBit), c4);
+    else return _mm256_and_si256(_mm256_srli_epi16(hm, kBit - 2), c4);
+  }
+  template <int kH, int kG>
+  SHRINK_AVX2_INLINE static __m256i group(__m256i v, __m256i hm, __m256i sch, const X& x, __m256i s) {
+    const __m256i c = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 2 * kG), _mm256_set1_epi8(3)), hbit<4 * kH + kG>(hm));
+    const __m256i pr = _mm256_maddubs_epi16(c, load256(x.y + 128 * kH + 32 * kG));
+    return _mm256_add_epi32(s, _mm256_madd_epi16(pr, group_scales(sch, kG)));
+  }
+  template <int kH>
+  SHRINK_AVX2_INLINE static __m256i half(const BlockQ3_K* b, __m256i hm, __m256i sc16, const X& x, __m256i s) {
+    const __m256i sch = half_lane(sc16, kH);
+    const __m256i v = load256(b->qs + 32 * kH);
+    s = group<kH, 0>(v, hm, sch, x, s);
+    s = group<kH, 1>(v, hm, sch, x, s);
+    s = group<kH, 2>(v, hm, sch, x, s);
+    return group<kH, 3>(v, hm, sch, x, s);
+  }
+  SHRINK_AVX2_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(b->scales));
+    const __m256i hm = load256(b->hmask);
+    __m256i s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, x.bs), 2));
+    s = half<0>(b, hm, sc16, x, s);
+    s = half<1>(b, hm, sc16, x, s);
+    acc.f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16(p + offsetof(BlockQ3_K, d)) * x.d), acc.f);
+  }
+  SHRINK_AVX2_INLINE static float finish(const Acc& acc) { return hsum8(acc.f); }
+};
+
 // ---------------------------------------------------------------------------
 // Row drivers (as qdot_avx512.cpp).
 
@@ -271,6 +386,8 @@ SHRINK_AVX2 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act, 
   for (int i = 0; i < R; ++i) acc[i] = K::zero();
   for (int64_t c = 0; c < nb; ++c) {
     const typename K::X x = K::prep(act + c * K::kActBytes);
+    // Unrolled: the accumulators stay in registers (Q4_K ~14% faster).
+#pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const uint8_t* p = W + i * stride + c * K::kBytes;
       for (int64_t o = 0; o < K::kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
@@ -374,7 +491,7 @@ SHRINK_AVX2 void quantize_q8_k(const float* x, BlockQ8_K* b, int64_t nb) {
 bool qdot_impl::has_avx2(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
     default: return false;
   }
 }
@@ -386,10 +503,12 @@ void qdot_impl::rows_avx2(DType t, const void* W, const void* act, float* y, int
     case DType::Q4_1: return rows_typed<K32<DType::Q4_1>>(W, act, y, rows, cols, kQK);
     case DType::Q5_0: return rows_typed<K32<DType::Q5_0>>(W, act, y, rows, cols, kQK);
     case DType::Q5_1: return rows_typed<K32<DType::Q5_1>>(W, act, y, rows, cols, kQK);
+    case DType::Q2_K: return rows_typed<KQ2>(W, act, y, rows, cols, kQK_K);
+    case DType::Q3_K: return rows_typed<KQ3>(W, act, y, rows, cols, kQK_K);
     case DType::Q4_K: return rows_typed<KQ45<false>>(W, act, y, rows, cols, kQK_K);
     case DType::Q5_K: return rows_typed<KQ45<true>>(W, act, y, rows, cols, kQK_K);
     case DType::Q6_K: return rows_typed<KQ6>(W, act, y, rows, cols, kQK_K);
-    default: return rows_ref(t, W, act, y, rows, cols);  // Q2_K, Q3_K: scalar
+    default: return rows_ref(t, W, act, y, rows, cols);
   }
 }
 

@@ -8,6 +8,10 @@
 // offsetting unsigned codes through the activation sums, bsums for the K-quant
 // mins); the code is our own.
 //
+// Q4_0 does not rearrange its weights at all: the activation is laid out once
+// per call to match the raw bytes (Q40Wide). Q3_K, Q4_K/Q5_K decode their
+// packed 6-bit scales in 64-bit scalar code, off the vector ports.
+//
 // Like gemv_avx512.cpp, R rows from R distant parts of W are computed together
 // (R independent DRAM streams, each prefetched ahead), and the activation
 // chunk is loaded/rearranged once for all R rows. Every row's arithmetic is
@@ -23,6 +27,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/qdot.h"
@@ -237,8 +242,8 @@ struct KQ45 {
   static constexpr int64_t kBytes = sizeof(Block), kActBytes = sizeof(BlockQ8_K);
   struct X {
     __m512i y[4];
-    __m256i bs;  // int16: 0 x 8, then bsums[2j] + bsums[2j+1] for j < 8
-    float d;
+    __m256i bs;  // int16 in the lanes of the mins in row()'s s16: bsums[2j] + bsums[2j+1], 0 elsewhere
+    __m512 dy;
   };
   struct Acc {
     __m512 f;
@@ -254,20 +259,24 @@ struct KQ45 {
     x.y[3] = pair256(q + 160, q + 224);
     const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a->bsums));
     const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a->bsums + 8));
-    x.bs = _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_hadd_epi16(b0, b1), 1);
-    x.d = a->d;
+    const __m128i pairs = _mm_hadd_epi16(b0, b1), zero = _mm_setzero_si128();
+    x.bs = _mm256_set_m128i(_mm_unpackhi_epi64(zero, pairs), _mm_unpacklo_epi64(zero, pairs));
+    x.dy = _mm512_set1_ps(a->d);
     return x;
   }
   SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps(), _mm256_setzero_ps()}; }
   SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    // The 8 six-bit scales and mins (k4_scale_min) as bytes sc0..7, m0..7.
-    const uint32_t a0 = u32(b->scales), a1 = u32(b->scales + 4), a2 = u32(b->scales + 8);
-    const uint32_t s_lo = a0 & 0x3f3f3f3f, s_hi = (a2 & 0x0f0f0f0f) | ((a0 >> 2) & 0x30303030);
-    const uint32_t m_lo = a1 & 0x3f3f3f3f, m_hi = ((a2 >> 4) & 0x0f0f0f0f) | ((a1 >> 2) & 0x30303030);
-    const __m128i scm = _mm_set_epi64x(static_cast<long long>(uint64_t{m_lo} | uint64_t{m_hi} << 32),
-                                       static_cast<long long>(uint64_t{s_lo} | uint64_t{s_hi} << 32));
-    const __m256i s16 = _mm256_cvtepu8_epi16(scm);
+    // The 8 six-bit scales and mins (k4_scale_min) as int16 lanes sc0..3,
+    // m0..3, sc4..7, m4..7, from two 64-bit words on the integer ports (GCC
+    // turned the former 32-bit version into ~12 uops on the busy vector ports).
+    uint64_t lo8;
+    std::memcpy(&lo8, b->scales, 8);
+    const uint64_t hi4 = u32(b->scales + 8);
+    const uint64_t sm_lo = lo8 & 0x3f3f3f3f3f3f3f3full;
+    const uint64_t sm_hi = ((hi4 | hi4 << 28) & 0x0f0f0f0f0f0f0f0full) | ((lo8 >> 2) & 0x3030303030303030ull);
+    const __m256i s16 = _mm256_cvtepu8_epi16(
+        _mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(sm_lo)), static_cast<long long>(sm_hi), 1));
     const __m512i s16z = _mm512_castsi256_si512(s16);
 
     const __m512i v0 = _mm512_loadu_si512(b->qs), v1 = _mm512_loadu_si512(b->qs + 64);
@@ -283,15 +292,17 @@ struct KQ45 {
       l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, bits(4, 6)), l1, c16);
       h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, bits(5, 7)), h1, c16);
     }
+    // Scale j is lane j (j < 4) or j + 4.
     __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, x.y[0]), splat2(s16z, 0, 2));
     s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(h0, x.y[1]), splat2(s16z, 1, 3));
-    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(l1, x.y[2]), splat2(s16z, 4, 6));
-    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(h1, x.y[3]), splat2(s16z, 5, 7));
-    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(u32(p)))), _mm_set1_ps(x.d));
-    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_broadcastss_ps(dd), acc.f);
+    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(l1, x.y[2]), splat2(s16z, 8, 10));
+    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(h1, x.y[3]), splat2(s16z, 9, 11));
+    // d * d_y, dmin * d_y alternating (the f16 pair broadcast from memory).
+    const __m512 dd = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi32(static_cast<int>(u32(p)))), x.dy);
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_moveldup_ps(dd), acc.f);
     // Mins: sum_j m_j * (activation sum of sub-block j), scaled by dmin * d_y.
     const __m256i ms = _mm256_madd_epi16(s16, x.bs);
-    acc.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), acc.m);
+    acc.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm512_castps512_ps256(_mm512_movehdup_ps(dd)), acc.m);
   }
   SHRINK_AVX512_INLINE static float finish(const Acc& acc) {
     const __m256 m = acc.m;
@@ -414,19 +425,191 @@ struct KQ2 {
   }
 };
 
+// The 16 Q3_K scales (q3_k_scale(j) - 32) as int16, decoded in 64-bit scalar
+// arithmetic on the otherwise idle integer ports (measured faster than a
+// shuffle decode on the vector ports): low nibbles are bytes 0..7 (scales
+// 0..7) and their high nibbles (8..15); the top 2 bits of scale 4k + i are
+// bits 2k, 2k+1 of byte 8 + i.
+SHRINK_AVX512_INLINE __m256i q3k_scales(const uint8_t* p) {
+  uint64_t lo8;
+  std::memcpy(&lo8, p, 8);
+  const uint64_t hi4 = u32(p + 8);
+  const uint64_t top01 = (hi4 | hi4 << 30) & 0x0303030303030303ull;       // scales 0..7
+  const uint64_t top23 = (hi4 >> 4 | hi4 << 26) & 0x0303030303030303ull;  // scales 8..15
+  const uint64_t s0 = (lo8 & 0x0f0f0f0f0f0f0f0full) | top01 << 4, s1 = ((lo8 >> 4) & 0x0f0f0f0f0f0f0f0full) | top23 << 4;
+  const __m128i u = _mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(s0)), static_cast<long long>(s1), 1);
+  return _mm256_sub_epi16(_mm256_cvtepu8_epi16(u), _mm256_set1_epi16(32));
+}
+
+// Q3_K. The 2-bit codes are laid out as Q2_K's (same activation
+// rearrangement); the high bit of group g of half h is bit 4h + g of
+// hmask[l]. Codes are made unsigned, u = crumb + 4 * hbit = q + 4 (0..7), and
+// the offset is taken back through the activation sums:
+// sum_j sc_j * (sum u*y - 4 * bsums_j).
+struct KQ3 {
+  static constexpr int kChunk = 1;
+  static constexpr int64_t kBytes = sizeof(BlockQ3_K), kActBytes = sizeof(BlockQ8_K);
+  struct X {
+    __m512i y[4];
+    __m512i nbs;  // int16: -4 * bsums in lanes 0..15, 0 above
+    __m512 dy;
+  };
+  struct Acc {
+    __m512 f;
+  };
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* ap) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(ap);
+    const auto* q = reinterpret_cast<const uint8_t*>(a->qs);
+    X x;
+    for (int g = 0; g < 4; ++g) x.y[g] = pair256(q + 32 * g, q + 128 + 32 * g);
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
+    x.nbs = _mm512_castsi256_si512(_mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(bs, 2)));
+    x.nbs = _mm512_inserti64x4(x.nbs, _mm256_setzero_si256(), 1);
+    x.dy = _mm512_set1_ps(a->d);
+    return x;
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps()}; }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
+    const __m512i sc = _mm512_zextsi256_si512(q3k_scales(b->scales));
+    const __m512i v = _mm512_loadu_si512(b->qs), m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
+    const __m512i hm = _mm512_broadcast_i64x4(load256(b->hmask));
+    __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), sc, x.nbs);
+    for (int g = 0; g < 4; ++g) {
+      // int16 lanes 8k..8k+7 use scale 2g, 2g+1, 8+2g, 9+2g for k = 0..3.
+      const __m512i idx = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<short>(2 * g + 1)), _mm_set1_epi16(static_cast<short>(2 * g)))),
+          _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(9 + 2 * g)), _mm_set1_epi16(static_cast<short>(8 + 2 * g))), 1);
+      __m512i c = _mm512_and_si512(_mm512_srli_epi16(v, 2 * g), m3);
+      c = _mm512_mask_add_epi8(c, _mm512_test_epi8_mask(hm, bits(g, 4 + g)), c, c4);
+      s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(c, x.y[g]), _mm512_permutexvar_epi16(idx, sc));
+    }
+    // d * d_y in the odd lanes: the dword ending with d (bytes 106..109) broadcast from memory.
+    const __m512 dd = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi32(static_cast<int>(u32(p + 106)))), x.dy);
+    acc.f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_movehdup_ps(dd), acc.f);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.f); }
+};
+
+// Q4_0, 16 blocks (288 bytes, 512 values) per step without rearranging the
+// weights: the step is four 64-byte loads and one 32-byte load, split into
+// nibbles as they are, and the activation codes are rearranged once per call
+// (build) to sit at the byte positions of the codes they multiply, zero at the
+// f16 scale bytes. Every dword lane then holds codes of one block only (a
+// block is 18 bytes from an even offset: a dword either lies inside it or
+// pairs its last two code bytes with the next block's zero-weighted scale),
+// so vpdpbusd gives per-block partial sums and each lane is scaled by its
+// block's d_w * d_y (16 scales gathered from four loads and one word
+// permute, spread to the lanes by a float permute). Blocks after the last
+// full step use K32<Q4_0> on a copy of their activation blocks kept after the
+// steps (Tail).
+struct Q40Wide {
+  static constexpr int kChunk = 16;
+  static constexpr int64_t kBytes = sizeof(BlockQ4_0);
+  static constexpr int64_t kStepBytes = kChunk * kBytes;  // 288
+  struct alignas(64) Step {
+    int8_t lo[320], hi[320];  // activation code for the low / high nibble of each weight byte
+    int32_t base[80];         // -8 * (sum of lo and hi codes) per dword: the offset of q - 8
+    float dy[16];
+  };
+  static_assert(sizeof(Step) == 1024);
+  // dot_rows walks Steps as if they were kChunk activation blocks of kActBytes.
+  static constexpr int64_t kActBytes = sizeof(Step) / kChunk;
+  using Tail = K32<DType::Q4_0>;
+  struct X {
+    const Step* s;
+    __m512 dy;
+  };
+  struct Acc {
+    __m512 f;
+  };
+  // Steps for the first steps*16 blocks of a, then the remaining blocks as they are.
+  SHRINK_AVX512_INLINE static void build(const BlockQ8_0* a, int64_t nb, uint8_t* out) {
+    const int64_t steps = nb / kChunk;
+    auto* st = reinterpret_cast<Step*>(out);
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t c = 0; c < steps; ++c, a += kChunk) {
+      Step& s = st[c];
+      for (int j = 0; j < 5; ++j) {
+        _mm512_store_si512(s.lo + 64 * j, _mm512_setzero_si512());
+        _mm512_store_si512(s.hi + 64 * j, _mm512_setzero_si512());
+      }
+      for (int k = 0; k < kChunk; ++k) {
+        const auto* q = reinterpret_cast<const uint8_t*>(a[k].qs);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(s.lo + 18 * k + 2), load128(q));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(s.hi + 18 * k + 2), load128(q + 16));
+      }
+      for (int j = 0; j < 5; ++j) {
+        const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_load_si512(s.lo + 64 * j)),
+                                                ones, _mm512_load_si512(s.hi + 64 * j));
+        _mm512_store_si512(s.base + 16 * j, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3)));
+      }
+      for (int g = 0; g < 4; ++g)
+        _mm_storeu_ps(s.dy + 4 * g, f16x4(reinterpret_cast<const uint8_t*>(&a[4 * g].d), sizeof(BlockQ8_0)));
+    }
+    std::memcpy(out + steps * sizeof(Step), a, static_cast<size_t>((nb - steps * kChunk) * sizeof(BlockQ8_0)));
+  }
+  static constexpr int64_t buffer_bytes(int64_t nb) {
+    return nb / kChunk * int64_t{sizeof(Step)} + nb % kChunk * int64_t{sizeof(BlockQ8_0)};
+  }
+  SHRINK_AVX512_INLINE static X prep(const uint8_t* a) {
+    const auto* s = reinterpret_cast<const Step*>(a);
+    return {s, _mm512_load_ps(s->dy)};
+  }
+  SHRINK_AVX512_INLINE static Acc zero() { return {_mm512_setzero_ps()}; }
+  // Float lane i of part j (bytes 64j + 4i..) belongs to block (64j + 4i) / 18
+  // (lanes past the step, all-zero products, take block 15).
+  static constexpr int lane_block(int j, int i) { return (64 * j + 4 * i) / 18 < 16 ? (64 * j + 4 * i) / 18 : 15; }
+  SHRINK_AVX512_INLINE static __m512i lane_blocks(int j) {
+    return _mm512_set_epi32(lane_block(j, 15), lane_block(j, 14), lane_block(j, 13), lane_block(j, 12), lane_block(j, 11),
+                            lane_block(j, 10), lane_block(j, 9), lane_block(j, 8), lane_block(j, 7), lane_block(j, 6),
+                            lane_block(j, 5), lane_block(j, 4), lane_block(j, 3), lane_block(j, 2), lane_block(j, 1),
+                            lane_block(j, 0));
+  }
+  // The 16 weight scales: group g (blocks 4g..4g+3) loaded from p + 70g puts
+  // its scales at words g, 9 + g, 18 + g, 27 + g; blended, then compacted.
+  SHRINK_AVX512_INLINE static __m512 scales(const uint8_t* p) {
+    __m512i v = _mm512_loadu_si512(p);
+    v = _mm512_mask_blend_epi16(0x10080402u, v, _mm512_loadu_si512(p + 70));
+    v = _mm512_mask_blend_epi16(0x20100804u, v, _mm512_loadu_si512(p + 140));
+    v = _mm512_mask_blend_epi16(0x40201008u, v, _mm512_loadu_si512(p + 210));
+    // Block 4g + m is word 9m + g.
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         30, 21, 12, 3, 29, 20, 11, 2, 28, 19, 10, 1, 27, 18, 9, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
+  }
+  SHRINK_AVX512_INLINE static void part(__m512i w, const Step& s, int j, __m512 dd, __m512& acc) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i lo = _mm512_and_si512(w, m4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), m4);
+    __m512i sum = _mm512_load_si512(s.base + 16 * j);
+    sum = _mm512_dpbusd_epi32(sum, lo, _mm512_load_si512(s.lo + 64 * j));
+    sum = _mm512_dpbusd_epi32(sum, hi, _mm512_load_si512(s.hi + 64 * j));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_permutexvar_ps(lane_blocks(j), dd), acc);
+  }
+  SHRINK_AVX512_INLINE static void row(const uint8_t* p, const X& x, Acc& acc) {
+    const __m512 dd = _mm512_mul_ps(scales(p), x.dy);
+    part(_mm512_loadu_si512(p), *x.s, 0, dd, acc.f);
+    part(_mm512_loadu_si512(p + 64), *x.s, 1, dd, acc.f);
+    part(_mm512_loadu_si512(p + 128), *x.s, 2, dd, acc.f);
+    part(_mm512_loadu_si512(p + 192), *x.s, 3, dd, acc.f);
+    part(_mm512_zextsi256_si512(load256(p + 256)), *x.s, 4, dd, acc.f);
+  }
+  SHRINK_AVX512_INLINE static float finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.f); }
+};
+
 // ---------------------------------------------------------------------------
 // Row drivers.
 
-// y[i * ystride] = dot(row i, act) for i < R; row i starts at W + i * stride.
+// Adds blocks [0, nb) of R rows (row i at W + i * stride) to acc: full chunks,
+// then a partial chunk copied into zero-padded blocks (zero codes and scales
+// contribute exactly 0) and the same arithmetic.
 template <class K, int R>
-SHRINK_AVX512 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act, float* y, int64_t ystride,
-                            int64_t nb) {
-  typename K::Acc acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = K::zero();
+SHRINK_AVX512_INLINE void accumulate(const uint8_t* W, int64_t stride, const uint8_t* act, int64_t nb, typename K::Acc* acc) {
   const int64_t full = nb / K::kChunk;
   constexpr int64_t kChunkBytes = K::kChunk * K::kBytes;
   for (int64_t c = 0; c < full; ++c) {
     const typename K::X x = K::prep(act + c * K::kChunk * K::kActBytes);
+#pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const uint8_t* p = W + i * stride + c * kChunkBytes;
       for (int64_t o = 0; o < kChunkBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
@@ -434,8 +617,6 @@ SHRINK_AVX512 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act
     }
   }
   if (const int64_t tail = nb - full * K::kChunk; tail > 0) {
-    // A partial chunk: copied into zero-padded blocks (zero codes and scales
-    // contribute exactly 0), then the same arithmetic.
     alignas(64) uint8_t abuf[K::kChunk * K::kActBytes] = {};
     alignas(64) uint8_t wbuf[kChunkBytes + 64] = {};
     std::memcpy(abuf, act + full * K::kChunk * K::kActBytes, static_cast<size_t>(tail * K::kActBytes));
@@ -445,7 +626,29 @@ SHRINK_AVX512 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act
       K::row(wbuf, x, acc[i]);
     }
   }
-  for (int i = 0; i < R; ++i) y[i * ystride] = K::finish(acc[i]);
+}
+
+// y[i * ystride] = dot(row i, act) for i < R; row i starts at W + i * stride.
+// A kernel with a Tail type covers whole chunks only; the Tail kernel does
+// the blocks after them, with its activation blocks at the matching offset.
+template <class K, int R>
+SHRINK_AVX512 void dot_rows(const uint8_t* W, int64_t stride, const uint8_t* act, float* y, int64_t ystride,
+                            int64_t nb) {
+  typename K::Acc acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = K::zero();
+  if constexpr (requires { typename K::Tail; }) {
+    using T = typename K::Tail;
+    static_assert(T::kBytes == K::kBytes);
+    const int64_t main = nb / K::kChunk * K::kChunk;
+    accumulate<K, R>(W, stride, act, main, acc);
+    typename T::Acc tacc[R];
+    for (int i = 0; i < R; ++i) tacc[i] = T::zero();
+    accumulate<T, R>(W + main * K::kBytes, stride, act + main * K::kActBytes, nb - main, tacc);
+    for (int i = 0; i < R; ++i) y[i * ystride] = K::finish(acc[i]) + T::finish(tacc[i]);
+  } else {
+    accumulate<K, R>(W, stride, act, nb, acc);
+    for (int i = 0; i < R; ++i) y[i * ystride] = K::finish(acc[i]);
+  }
 }
 
 // R rows from R far-apart runs of rows walked in step (see gemv_avx512.cpp).
@@ -467,6 +670,20 @@ SHRINK_AVX512 void rows_typed(const void* W, const void* act, float* y, int64_t 
     rows_in_runs<K, kRowsStreamed>(w, a, y, rows, nb);
   else
     rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);
+}
+
+// Q4_0: the activation rearranged once per call (per thread) for Q40Wide.
+SHRINK_AVX512 void rows_q4_0(const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
+  struct alignas(64) Line {
+    uint8_t b[64];
+  };
+  const int64_t nb = cols / kQK;
+  thread_local std::vector<Line> buf;
+  const auto n = static_cast<size_t>((Q40Wide::buffer_bytes(nb) + 63) / 64);
+  if (buf.size() < n) buf.resize(n);
+  auto* a = reinterpret_cast<uint8_t*>(buf.data());
+  Q40Wide::build(static_cast<const BlockQ8_0*>(act), nb, a);
+  rows_typed<Q40Wide>(W, a, y, rows, cols, kQK);
 }
 
 // ---------------------------------------------------------------------------
@@ -531,7 +748,7 @@ SHRINK_AVX512 void quantize_q8_k(const float* x, BlockQ8_K* b, int64_t nb) {
 bool qdot_impl::has_avx512(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q2_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
     default: return false;
   }
 }
@@ -539,15 +756,16 @@ bool qdot_impl::has_avx512(DType t) {
 void qdot_impl::rows_avx512(DType t, const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
   switch (t) {
     case DType::Q8_0: return rows_typed<K32<DType::Q8_0>>(W, act, y, rows, cols, kQK);
-    case DType::Q4_0: return rows_typed<K32<DType::Q4_0>>(W, act, y, rows, cols, kQK);
+    case DType::Q4_0: return rows_q4_0(W, act, y, rows, cols);
     case DType::Q4_1: return rows_typed<K32<DType::Q4_1>>(W, act, y, rows, cols, kQK);
     case DType::Q5_0: return rows_typed<K32<DType::Q5_0>>(W, act, y, rows, cols, kQK);
     case DType::Q5_1: return rows_typed<K32<DType::Q5_1>>(W, act, y, rows, cols, kQK);
     case DType::Q2_K: return rows_typed<KQ2>(W, act, y, rows, cols, kQK_K);
+    case DType::Q3_K: return rows_typed<KQ3>(W, act, y, rows, cols, kQK_K);
     case DType::Q4_K: return rows_typed<KQ45<false>>(W, act, y, rows, cols, kQK_K);
     case DType::Q5_K: return rows_typed<KQ45<true>>(W, act, y, rows, cols, kQK_K);
     case DType::Q6_K: return rows_typed<KQ6>(W, act, y, rows, cols, kQK_K);
-    default: return rows_ref(t, W, act, y, rows, cols);  // Q3_K: scalar
+    default: return rows_ref(t, W, act, y, rows, cols);
   }
 }
 

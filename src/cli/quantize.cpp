@@ -38,6 +38,17 @@ struct QuantizeArgs {
   eval::PerplexityOptions p;
 };
 
+bool is_gguf_path(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
+
+// Bytes of a file, or of every file in a directory.
+int64_t path_bytes(const std::string& p) {
+  if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
+  int64_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(p))
+    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
+  return n;
+}
+
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
   if (a.target_bpw > 0 && a.bits == 0) return quant::QuantTarget::of_block(DType::Q4_K);  // ladder of ggml types
@@ -112,10 +123,11 @@ quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
       std::fprintf(stderr, "imatrix: no entry for %s in %s: rounded without importance\n", m.c_str(),
                    a.imatrix_file.c_str());
   }
-  bool writable = opt.target.is_block && opt.head.is_block;
-  for (const auto& [name, t] : opt.per_layer) writable = writable && t.is_block;
-  SHRINK_CHECK(a.out.empty() || writable, "writing ", opt.target.name(),
-               " (a shrink group format) to a file is not implemented yet; measure it in place with --ppl");
+  bool all_block = opt.target.is_block && opt.head.is_block;
+  for (const auto& [name, t] : opt.per_layer) all_block = all_block && t.is_block;
+  SHRINK_CHECK(a.out.empty() || !is_gguf_path(a.out) || all_block, "-o ", a.out, ": ", opt.target.name(),
+               " is a group format, which GGUF cannot hold; give a directory to write a Hugging Face model "
+               "(compressed-tensors pack-quantized)");
   return opt;
 }
 
@@ -189,11 +201,15 @@ void run_quantize(const QuantizeArgs& a) {
   if (!allocation.is_null()) j["allocation"] = allocation;
 
   if (!a.out.empty()) {
-    ModelFile out = f;
-    model.export_to(out);
-    save_gguf_model(out, a.out);
+    if (is_gguf_path(a.out)) {
+      ModelFile out = f;
+      model.export_to(out);
+      save_gguf_model(out, a.out);
+    } else {
+      save_quantized_hf(model, f, a.out, DType::F16);  // dense tensors (norms, embedding) in f16
+    }
     j["output"] = a.out;
-    j["file_bytes"] = static_cast<int64_t>(std::filesystem::file_size(a.out));
+    j["file_bytes"] = path_bytes(a.out);
     std::printf("wrote %s (%s, %.2f bits per weight in the linears)\n", a.out.c_str(),
                 human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), 8.0 * bytes / double(params));
   }
@@ -202,7 +218,10 @@ void run_quantize(const QuantizeArgs& a) {
     for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
   }
   j["peak_rss_bytes"] = peak_rss_bytes();
-  const std::string report = !a.report.empty() ? a.report : !a.out.empty() ? a.out + ".json" : "";
+  const std::string report = !a.report.empty() ? a.report
+                             : a.out.empty()    ? ""
+                             : is_gguf_path(a.out) ? a.out + ".json"
+                                                   : a.out + "/shrink_quantize_report.json";
   if (!report.empty()) write_text_file(report, j.dump(2) + "\n");
 }
 
@@ -249,7 +268,9 @@ void add_quantize(CLI::App& app) {
   cmd->add_flag("--act-order", a->act_order, "GPTQ: quantize columns in decreasing diag(H) order (static groups)");
   cmd->add_flag("--weighted-scales", a->gptq_weighted_scales, "GPTQ: choose block scales weighted by diag(H)");
   cmd->add_flag("--no-clip", a->no_clip, "AWQ: skip the weight clipping search");
-  cmd->add_option("-o,--output", a->out, "Output GGUF file");
+  cmd->add_option("-o,--output", a->out,
+                  "Output: FILE.gguf (ggml block types), or a directory: a Hugging Face model with group formats in "
+                  "compressed-tensors pack-quantized form (vLLM/transformers load it)");
   cmd->add_option("--report", a->report, "JSON report path (default: OUTPUT.json)");
   cmd->add_option("--ppl", a->ppl_files,
                   "After quantizing, measure perplexity, KLD and top-1 vs the original on this text (repeatable)")

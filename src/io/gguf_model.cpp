@@ -422,6 +422,8 @@ std::map<std::string, Tensor> rope_fixups(const ModelFile& m, const ArchSpec& a)
 }  // namespace
 
 void save_gguf_model(const ModelFile& in, const std::string& path) {
+  SHRINK_CHECK(in.packed.empty(), path, ": pack-quantized (group format) linears such as ", in.packed.begin()->first,
+               " have no GGUF form; write a Hugging Face directory instead");
   ModelFile m = in;  // shallow: tensors share storage
   m.config.validate(path);
   check_model_tensors(m);

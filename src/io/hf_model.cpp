@@ -6,6 +6,9 @@
 //   - Llama/Qwen2 q_proj/k_proj rows (and q/k biases) are in rotate-half order;
 //     the ModelFile holds interleaved pairs (RopeStyle::Interleaved).
 //   - GPT-2 Conv1D weights are stored {in, out}; the ModelFile holds {out, in}.
+// Llama-family linears may also be compressed-tensors pack-quantized (config.json
+// quantization_config; layouts in compressed_tensors.h): their tensors follow
+// the names of the weights they replace, and their zero points are unpacked.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -17,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/compressed_tensors.h"
 #include "io/model_file.h"
 #include "io/safetensors.h"
 
@@ -315,6 +319,31 @@ std::optional<std::string> to_hf(const std::string& canon, const Scheme& s) {
 
 bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
+// The two mappings for pack-quantized tensors too: "<linear>.weight_packed"
+// etc. follow the name of "<linear>.weight" (io/compressed_tensors.h).
+std::optional<std::string> to_canonical_any(const std::string& name, const Scheme& s, int n_layers) {
+  const auto packed = split_packed_name(name);
+  if (!packed) return to_canonical(name, s, n_layers);
+  const auto canon = to_canonical(packed->first + ".weight", s, n_layers);
+  if (!canon || canon->size() < 7 || canon->compare(canon->size() - 7, 7, ".weight") != 0) return std::nullopt;
+  return canon->substr(0, canon->size() - 6) + packed->second;
+}
+
+std::optional<std::string> to_hf_any(const std::string& canon, const Scheme& s) {
+  const auto packed = split_packed_name(canon);
+  if (!packed) return to_hf(canon, s);
+  const auto hf = to_hf(packed->first + ".weight", s);
+  if (!hf) return std::nullopt;
+  return hf->substr(0, hf->size() - 6) + packed->second;
+}
+
+// The HF module ("model.layers.0.self_attn.q_proj") of a canonical linear base ("blk.0.attn_q").
+std::string hf_module(const std::string& base, const Scheme& s) {
+  const auto hf = to_hf(base + ".weight", s);
+  SHRINK_CHECK(hf.has_value(), "internal: no HF name for linear '", base, "'");
+  return hf->substr(0, hf->size() - 7);
+}
+
 std::string join_some(const std::vector<std::string>& names) {
   std::string s;
   for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + names[i];
@@ -334,14 +363,14 @@ void map_tensors(ModelFile& m, SafetensorsData& st) {
   const Scheme s = scheme_for(c.arch, c.qkv_bias);
   std::vector<std::string> unknown;
   for (auto& [name, t] : st.tensors) {
-    const auto canon = to_canonical(name, s, c.n_layers);
+    const auto canon = to_canonical_any(name, s, c.n_layers);
     if (!canon) {
       unknown.push_back(name);
       continue;
     }
     if (canon->empty()) continue;
-    SHRINK_CHECK(is_float(t.dtype), m.path, ": tensor '", name, "' has dtype ", safetensors_dtype_name(t.dtype),
-                 "; weights must be F32, F16 or BF16");
+    SHRINK_CHECK(is_float(t.dtype) || split_packed_name(*canon), m.path, ": tensor '", name, "' has dtype ",
+                 safetensors_dtype_name(t.dtype), "; weights must be F32, F16 or BF16");
     SHRINK_CHECK(m.tensors.emplace(*canon, std::move(t)).second, m.path, ": tensor '", *canon,
                  "' appears under two names");
   }
@@ -356,11 +385,18 @@ void unpermute_qk(ModelFile& m) {
     const std::pair<std::string, int> qk[] = {{p + "attn_q.weight", c.n_heads},
                                               {p + "attn_k.weight", c.n_kv_heads},
                                               {p + "attn_q.bias", c.n_heads},
-                                              {p + "attn_k.bias", c.n_kv_heads}};
+                                              {p + "attn_k.bias", c.n_kv_heads},
+                                              {p + "attn_q.weight_packed", c.n_heads},
+                                              {p + "attn_k.weight_packed", c.n_kv_heads},
+                                              {p + "attn_q.weight_scale", c.n_heads},
+                                              {p + "attn_k.weight_scale", c.n_kv_heads},
+                                              {p + "attn_q.weight_zero_point", c.n_heads},
+                                              {p + "attn_k.weight_zero_point", c.n_kv_heads}};
     for (const auto& [name, heads] : qk) {
       auto it = m.tensors.find(name);
       if (it == m.tensors.end()) continue;  // load_model reports missing tensors
       Tensor& t = it->second;
+      if (t.numel() == 1 && split_packed_name(name)) continue;  // a per-tensor scale or zero point
       SHRINK_CHECK(t.ndim() >= 1 && t.shape[0] == int64_t(heads) * c.head_dim, m.path, ": tensor '", name,
                    "' has shape ", shape_str(t.shape), " but ", heads, " heads of ", c.head_dim, " need ",
                    int64_t(heads) * c.head_dim, " rows");
@@ -380,6 +416,45 @@ void transpose_conv1d(ModelFile& m) {
     }
 }
 
+// Pack-quantized linears (compressed-tensors): resolves each one's scheme from
+// quantization_config, unpacks zero points to the canonical {rows, n_groups}
+// and checks every tensor (io/compressed_tensors.h).
+void import_packed(ModelFile& m, const json& cfg) {
+  const json* qc = field(cfg, "quantization_config");
+  std::map<std::string, std::string> modules;  // HF module -> canonical base
+  const Scheme sch = scheme_for(m.config.arch, m.config.qkv_bias);
+  for (const auto& [name, t] : m.tensors)
+    if (const auto p = split_packed_name(name)) {
+      SHRINK_CHECK(m.tensors.count(p->first + ".weight_packed"), m.path, ": tensor '", name,
+                   "' belongs to no packed weight (", p->first, ".weight_packed is missing)");
+      SHRINK_CHECK(!m.tensors.count(p->first + ".weight"), m.path, ": '", p->first,
+                   "' has both a dense and a packed weight");
+      modules[hf_module(p->first, sch)] = p->first;
+    }
+  if (!qc) {
+    SHRINK_CHECK(modules.empty(), m.path, ": packed weights (", modules.begin()->first,
+                 ".weight_packed) but config.json has no quantization_config");
+    return;
+  }
+  SHRINK_CHECK(m.config.arch != Arch::GPT2, m.path, ": quantized GPT-2 checkpoints are not supported ",
+               "(its Conv1D layers are not compressed-tensors Linears)");
+  std::vector<std::string> names;
+  for (const auto& [module, _] : modules) names.push_back(module);
+  const auto schemes = ct_resolve_schemes(*qc, names, m.path + "/config.json");
+  for (const auto& [module, base] : modules) {
+    const PackedScheme& s = schemes.at(module);
+    const int64_t rows = packed_weight_shape(m.get(base + ".weight_shape"), m.path + ": " + module)[0];
+    const auto z = m.tensors.find(base + ".weight_zero_point");
+    if (s.symmetric && z != m.tensors.end()) {
+      m.tensors.erase(z);  // symmetric means zero point 0 (older writers stored it anyway)
+    } else if (z != m.tensors.end()) {
+      z->second = ct_zero_point_from_file(z->second, s, rows, m.path + ": " + module);
+    }
+    check_packed_linear(m.tensors, base, s, m.path);
+    m.packed[base] = s;
+  }
+}
+
 }  // namespace
 
 ModelFile load_hf(const std::string& dir) {
@@ -393,8 +468,12 @@ ModelFile load_hf(const std::string& dir) {
   SafetensorsData st = read_safetensors_dir(dir);
   map_tensors(m, st);
   // An absent head means tied; a head beside tie_word_embeddings=true is ignored, as HF does.
-  if (!m.find("output.weight")) m.config.tied_embeddings = true;
-  if (m.config.tied_embeddings) m.tensors.erase("output.weight");
+  if (!m.find("output.weight") && !m.find("output.weight_packed")) m.config.tied_embeddings = true;
+  if (m.config.tied_embeddings) {
+    m.tensors.erase("output.weight");
+    for (const char* suffix : kPackedSuffixes) m.tensors.erase(std::string("output.") + suffix);
+  }
+  import_packed(m, cfg);
   if (m.config.arch == Arch::GPT2)
     transpose_conv1d(m);
   else
@@ -521,18 +600,64 @@ TensorSource hf_source(const std::string& hf_name, const std::string& canon, con
   return s;
 }
 
+// A pack-quantized linear's tensor in its file form (io/compressed_tensors.h):
+// codes, shape and zero points stay integers, scales take the model dtype
+// when that is lossless; q/k rows are permuted, then zero points packed.
+TensorSource hf_packed_source(const std::string& hf_name, const std::string& base, const std::string& suffix,
+                              const Tensor& t, const ModelFile& m, DType dtype) {
+  const auto it = m.packed.find(base);
+  SHRINK_CHECK(it != m.packed.end(), m.path, ": tensor '", base, ".", suffix, "' belongs to no packed linear");
+  const PackedScheme scheme = it->second;
+  const ModelConfig& c = m.config;
+  int heads = 0;
+  if (c.rope_style == RopeStyle::Interleaved && t.numel() > 1 && suffix != "weight_shape") {
+    if (ends_with(base, ".attn_q")) heads = c.n_heads;
+    if (ends_with(base, ".attn_k")) heads = c.n_kv_heads;
+  }
+  TensorSource s{hf_name, t.dtype, t.shape, nullptr};
+  if (suffix == "weight_scale") s.dtype = ct_scale_dtype(t, dtype);
+  const bool zero = suffix == "weight_zero_point";
+  if (zero) {
+    s.dtype = scheme.group == -1 ? DType::I8 : DType::I32;
+    s.shape = ct_zero_point_file_shape(t.shape, scheme);
+  }
+  s.get = [t, heads, zero, scheme, out = s.dtype] {
+    Tensor x = t.dtype == out || zero ? t : t.to(out);
+    if (heads) x = hf_permute_qk(x, heads);
+    return zero ? ct_zero_point_to_file(x, scheme) : x;
+  };
+  return s;
+}
+
+// The HF modules of the dense linears beside packed ones (quantization_config "ignore").
+std::vector<std::string> dense_linear_modules(const ModelFile& m, const Scheme& s) {
+  static const std::vector<std::string> kLinear = {"attn_q",      "attn_k",   "attn_v", "attn_qkv",
+                                                   "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  std::vector<std::string> out;
+  for (const auto& [canon, t] : m.tensors) {
+    const size_t dot = canon.find('.', 4);
+    const bool linear = canon.rfind("blk.", 0) == 0 && dot != std::string::npos && ends_with(canon, ".weight") &&
+                        std::count(kLinear.begin(), kLinear.end(), canon.substr(dot + 1, canon.size() - dot - 8));
+    if (linear) out.push_back(hf_module(canon.substr(0, canon.size() - 7), s));
+  }
+  if (!m.packed.count("output")) out.push_back("lm_head");  // also when tied: HF's head is a Linear
+  return out;
+}
+
 std::vector<TensorSource> hf_sources(const ModelFile& m, const ModelConfig& c, DType dtype) {
   const Scheme s = scheme_for(c.arch, c.qkv_bias);
   std::vector<TensorSource> out;
   std::vector<std::string> unknown;
   for (const auto& [canon, t] : m.tensors) {
-    if (c.tied_embeddings && canon == "output.weight") continue;
-    const auto hf = to_hf(canon, s);
+    const auto packed = split_packed_name(canon);
+    if (c.tied_embeddings && (canon == "output.weight" || (packed && packed->first == "output"))) continue;
+    const auto hf = to_hf_any(canon, s);
     if (!hf) {
       unknown.push_back(canon);
       continue;
     }
-    out.push_back(hf_source(*hf, canon, t, c, dtype));
+    out.push_back(packed ? hf_packed_source(*hf, packed->first, packed->second, t, m, dtype)
+                         : hf_source(*hf, canon, t, c, dtype));
   }
   SHRINK_CHECK(unknown.empty(), m.path, ": tensors with no Hugging Face ", arch_name(c.arch),
                " equivalent: ", join_some(unknown));
@@ -559,9 +684,21 @@ void save_hf(const ModelFile& m, const std::string& dir, DType dtype) {
   torch_dtype(dtype);  // rejects non-float output types before anything is written
   ModelConfig c = m.config;
   c.validate(m.path.empty() ? dir : m.path);
+  json cfg = config_json(c, dtype, m.tokenizer.get(), m.path);
+  if (!m.packed.empty()) {
+    SHRINK_CHECK(c.arch != Arch::GPT2, m.path,
+                 ": GPT-2 cannot be written pack-quantized (its Conv1D layers are not compressed-tensors Linears)");
+    const Scheme s = scheme_for(c.arch, c.qkv_bias);
+    std::map<std::string, PackedScheme> modules;
+    for (const auto& [base, scheme] : m.packed) {
+      if (c.tied_embeddings && base == "output") continue;
+      check_packed_linear(m.tensors, base, scheme, m.path);
+      modules[hf_module(base, s)] = scheme;
+    }
+    cfg["quantization_config"] = ct_quantization_config(modules, dense_linear_modules(m, s));
+  }
   std::vector<TensorSource> sources = hf_sources(m, c, dtype);
   write_safetensors_model(dir, sources, {{"format", "pt"}});
-  const json cfg = config_json(c, dtype, m.tokenizer.get(), m.path);
   write_text_file((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
   copy_tokenizer_files(m.path, dir);
 }

@@ -54,6 +54,13 @@ std::string find_tokenizer_beside(const std::string& model_path, const ModelConf
 
 void check_shape(const ModelFile& m, const std::string& name, const std::vector<int64_t>& shape, bool required = true) {
   const Tensor* t = m.find(name);
+  const std::string base = name.size() > 7 ? name.substr(0, name.size() - 7) : "";  // without ".weight"
+  if (!t && m.packed.count(base)) {  // a pack-quantized linear: its weight_shape stands for the weight
+    const std::vector<int64_t> s = packed_weight_shape(m.get(base + ".weight_shape"), m.path + ": " + base);
+    SHRINK_CHECK(s == shape, m.path, ": packed weight '", base, "' has shape ", shape_str(s), ", expected ",
+                 shape_str(shape));
+    return;
+  }
   if (!t) {
     SHRINK_CHECK(!required, m.path, ": tensor '", name, "' is missing");
     return;

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "io/compressed_tensors.h"
 #include "io/tokenizer.h"
 #include "model/config.h"
 
@@ -25,6 +26,10 @@ namespace shrink {
 struct ModelFile {
   ModelConfig config;
   std::map<std::string, Tensor> tensors;
+  // Linears stored group-quantized, by base name ("blk.0.attn_q", "output"):
+  // base.weight_packed/_scale/_zero_point/_shape replace base.weight
+  // (compressed-tensors pack-quantized; canonical forms in io/compressed_tensors.h).
+  std::map<std::string, PackedScheme> packed;
   std::shared_ptr<Tokenizer> tokenizer;  // null when none was found
   std::string format;                    // "llama2c", "gguf", "hf"
   std::string path;

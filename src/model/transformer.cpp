@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "model/group_weight.h"
 
 namespace shrink {
 
@@ -12,6 +13,12 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
   const Tensor* t = m.find(name);
   if (!t) return {};
   return t->dtype == DType::F32 ? *t : t->to(DType::F32);
+}
+
+// Linear `base` of the file: pack-quantized (group weight) or dense / block-quantized.
+Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bias) {
+  if (!m.packed.count(base)) return Linear::dense(base, m.get(base + ".weight"), bias);
+  return Linear(base, group_weight_from_file(m, base), bias ? bias->to(DType::F32) : Tensor());
 }
 }  // namespace
 
@@ -25,12 +32,12 @@ Transformer::Transformer(const ModelFile& m) : cfg_(m.config) {
   if (gpt2) pos_embd_ = f32_or_empty(m, "position_embd.weight");
   out_norm_ = f32_or_empty(m, "output_norm.weight");
   out_norm_b_ = f32_or_empty(m, "output_norm.bias");
-  output_ = Linear::dense("output", cfg_.tied_embeddings ? tok_embd_ : m.get("output.weight"));
+  output_ = cfg_.tied_embeddings ? Linear::dense("output", tok_embd_) : file_linear(m, "output", nullptr);
   blocks_.resize(cfg_.n_layers);
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     Block& b = blocks_[l];
-    auto lin = [&](const std::string& n) { return Linear::dense(p + n, m.get(p + n + ".weight"), m.find(p + n + ".bias")); };
+    auto lin = [&](const std::string& n) { return file_linear(m, p + n, m.find(p + n + ".bias")); };
     b.attn_norm = f32_or_empty(m, p + "attn_norm.weight");
     b.attn_norm_b = f32_or_empty(m, p + "attn_norm.bias");
     b.ffn_norm = f32_or_empty(m, p + "ffn_norm.weight");
@@ -58,15 +65,23 @@ void Transformer::set_token_embedding(Tensor t) {
   if (cfg_.tied_embeddings) output_.set_weight(make_weight(tok_embd_));
 }
 
-void Transformer::export_to(ModelFile& m) {
+void Transformer::export_to(ModelFile& m, bool group_packed) {
   auto put = [&](const Linear& l) {
     const std::string key = l.name() + ".weight";
-    if (const auto* d = dynamic_cast<const DenseWeight*>(&l.weight()))
-      m.tensors[key] = d->tensor();
-    else if (const auto* b = dynamic_cast<const BlockWeight*>(&l.weight()))
-      m.tensors[key] = b->tensor();
-    else
-      fail(l.name(), ": a ", l.weight().kind(), " weight has no tensor form in GGUF/HF files");
+    const auto* g = dynamic_cast<const GroupQuantWeight*>(&l.weight());
+    if (g && group_packed) {
+      group_weight_to_file(*g, l.name(), m);
+    } else {
+      if (const auto* d = dynamic_cast<const DenseWeight*>(&l.weight()))
+        m.tensors[key] = d->tensor();
+      else if (const auto* b = dynamic_cast<const BlockWeight*>(&l.weight()))
+        m.tensors[key] = b->tensor();
+      else
+        fail(l.name(), ": a ", l.weight().kind(), " weight has no tensor form in GGUF/HF files",
+             g ? " (group formats: write a Hugging Face directory)" : "");
+      for (const char* suffix : kPackedSuffixes) m.tensors.erase(l.name() + "." + suffix);  // a stale packed form
+      m.packed.erase(l.name());
+    }
     if (!l.bias().empty()) m.tensors[l.name() + ".bias"] = l.bias();
   };
   auto put_norm = [&](const std::string& key, const Tensor& t) {
@@ -238,6 +253,12 @@ void Transformer::forward(const int32_t* tokens, int n, KVCache& cache, float* l
   cache.len += n;
   const int first = all_logits ? 0 : n - 1;
   forward_head(x_.data() + int64_t(first) * cfg_.dim, n - first, logits);
+}
+
+void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype) {
+  ModelFile out = original;  // config, tokenizer, path (tokenizer files are copied from beside it), norms
+  model.export_to(out, true);
+  save_hf(out, dir, dtype);
 }
 
 }  // namespace shrink

@@ -4,6 +4,7 @@
 // calibration (through the Linear input hook) and, later, training.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "io/model_file.h"
@@ -53,8 +54,10 @@ class Transformer {
 
   // Writes the current weights (as compressed) and norms back into m under
   // canonical names, so a compressed model can be saved. Throws for a
-  // representation that has no tensor form in GGUF/HF files.
-  void export_to(ModelFile& m);
+  // representation that has no tensor form in GGUF/HF files. With
+  // group_packed, group-quantized linears are written as compressed-tensors
+  // pack-quantized tensors (m.packed; only save_hf can write those).
+  void export_to(ModelFile& m, bool group_packed = false);
 
   // The token embedding table {vocab, dim}; replacing it (e.g. by a
   // block-quantized copy, as llama-quantize stores it) also replaces a tied head.
@@ -85,5 +88,12 @@ class Transformer {
   std::vector<int32_t> pos_;
   std::vector<float> x_, xn_, q_, k_, v_, att_, h1_, h2_, qkv_;
 };
+
+// Saves the model as a Hugging Face directory: group-quantized linears as
+// compressed-tensors pack-quantized tensors (config.json quantization_config),
+// other weights in `dtype` (F32/F16/BF16). `original` supplies the config,
+// tokenizer and norms (usually the ModelFile the model was built from).
+// Throws for weights pack-quantized cannot hold (float codebooks, block types).
+void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype);
 
 }  // namespace shrink

@@ -51,6 +51,7 @@ int64_t path_bytes(const std::string& p) {
 
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
+  if (a.method == "onebit") return quant::QuantTarget::parse("onebit");
   if (a.target_bpw > 0 && a.bits == 0) return quant::QuantTarget::of_block(DType::Q4_K);  // ladder of ggml types
   SHRINK_CHECK(a.bits >= 2 && a.bits <= 8, "give --type (q4_k, q8_0, int4g128, nf4g64, ...) or --bits 2..8");
   const std::string g = a.group > 0 ? "g" + std::to_string(a.group) : a.group == 0 ? "ch" : "t";
@@ -93,7 +94,11 @@ nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& 
 // then the head and token-embedding choices.
 quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
   quant::QuantizeOptions opt;
-  opt.method = a.method;
+  // --method onebit is SVID rounding (OneBit's initialisation; compress/quant/onebit.h) into the
+  // onebit (or, with --type ternary, ternary) format; other methods reach it with --type onebit.
+  opt.method = a.method == "onebit" ? "rtn" : a.method;
+  if (a.method == "onebit") SHRINK_CHECK(a.type.empty() || a.type == "onebit" || a.type == "ternary",
+                                         "--method onebit writes --type onebit or ternary, not ", a.type);
   if (!a.preset.empty()) {
     SHRINK_CHECK(a.type.empty() && a.bits == 0, "give either --preset or --type/--bits, not both");
     quant::apply_preset(a.preset, model, opt);
@@ -167,7 +172,8 @@ void run_quantize(const QuantizeArgs& a) {
   quant::QuantizeOptions opt = make_options(a, model);
 
   calib::CalibSet calib;
-  if ((a.method != "rtn" && a.imatrix_file.empty()) || a.target_bpw > 0) {
+  const bool data_free = a.method == "rtn" || a.method == "onebit" || !a.imatrix_file.empty();
+  if (!data_free || a.target_bpw > 0) {
     SHRINK_CHECK(!a.calib_file.empty(), a.target_bpw > 0 ? "--target-bpw" : a.method.c_str(),
                  " needs calibration text: --calib FILE");
     calib = calib::make_calib_set(*f.tokenizer, read_text_file(a.calib_file), a.calib_tokens, a.seq_len);
@@ -194,7 +200,7 @@ void run_quantize(const QuantizeArgs& a) {
                       {"linear_params", params}, {"linear_bytes", bytes},
                       {"linear_bits_per_weight", 8.0 * bytes / double(params)},
                       {"weight_bytes_before", bytes_before}, {"weight_bytes_after", model.weight_bytes()}};
-  if (a.method != "rtn")
+  if (rep.calib_tokens > 0)
     j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
   if (a.method == "gptq") j["gptq"] = {{"damp", a.damp}, {"act_order", a.act_order}, {"weighted_scales", a.gptq_weighted_scales}};
   for (const auto& l : rep.layers) j["layers"].push_back(layer_json(l));
@@ -233,9 +239,11 @@ void add_quantize(CLI::App& app) {
                                  "Quantize weights (RTN, importance-weighted RTN, GPTQ, AWQ) into ggml block types or "
                                  "group formats; writes a GGUF and a JSON report beside it");
   add_model_args(cmd, a->m);
-  cmd->add_option("--method", a->method, "rtn | imatrix | gptq | awq")
+  cmd->add_option("--method", a->method,
+                  "rtn | imatrix | gptq | awq | onebit (= SVID sign + rank-1 scales; --type onebit/ternary with "
+                  "the other methods)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"rtn", "imatrix", "gptq", "awq"}));
+      ->check(CLI::IsMember({"rtn", "imatrix", "gptq", "awq", "onebit"}));
   cmd->add_option("--type", a->type,
                   "Target: a ggml type (q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k q2_k iq4_nl; f16/bf16) or a group "
                   "format (int4g128, int3g64sym, int8ch, nf4g64, fp4g32, fp8e4m3ch; suffix 'clip' = clipping search)");

@@ -1,8 +1,10 @@
 #include "compress/quant/target.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
+#include "compress/quant/onebit.h"
 #include "core/error.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_grid.h"
@@ -18,6 +20,13 @@ QuantTarget QuantTarget::of_block(DType t) {
 }
 
 QuantTarget QuantTarget::parse(const std::string& s) {
+  std::string lower = s;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower == "onebit" || lower == "ternary") {
+    QuantTarget q;
+    q.sign = lower == "onebit" ? Sign::OneBit : Sign::Ternary;
+    return q;
+  }
   try {
     const DType t = parse_dtype(s);
     SHRINK_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || kernels::has_block_quantizer(t),
@@ -31,13 +40,17 @@ QuantTarget QuantTarget::parse(const std::string& s) {
   return q;
 }
 
-std::string QuantTarget::name() const { return is_block ? std::string(dtype_name(block)) : spec.name(); }
+std::string QuantTarget::name() const {
+  if (is_sign()) return sign == Sign::OneBit ? "onebit" : "ternary";
+  return is_block ? std::string(dtype_name(block)) : spec.name();
+}
 
 bool QuantTarget::fits(int64_t cols) const {
   return !is_block || cols % dtype_traits(block).block_elems == 0;
 }
 
 int64_t QuantTarget::chunk(int64_t cols) const {
+  if (is_sign()) return cols;  // the scales are fitted to the whole matrix
   if (is_block) return is_block_quantized(block) ? dtype_traits(block).block_elems : cols;
   return spec.group == -1 ? cols : spec.group_len(cols);
 }
@@ -57,6 +70,10 @@ DType fallback_block_type(DType t, int64_t cols) {
 }
 
 namespace {
+
+kernels::SignCode sign_code(const QuantTarget& t) {
+  return t.sign == QuantTarget::Sign::Ternary ? kernels::SignCode::Ternary : kernels::SignCode::Binary;
+}
 
 std::shared_ptr<WeightRepr> rtn_groups(const QuantSpec& spec, const Tensor& w, const float* importance) {
   const int64_t rows = w.dim(0), cols = w.dim(1), g = spec.group_len(cols);
@@ -88,6 +105,7 @@ std::shared_ptr<WeightRepr> rtn_groups(const QuantSpec& spec, const Tensor& w, c
 
 std::shared_ptr<WeightRepr> quantize_matrix(const QuantTarget& t, const Tensor& w, const float* importance) {
   SHRINK_CHECK(w.dtype == DType::F32 && w.ndim() == 2, "quantize_matrix needs a 2-D f32 matrix");
+  if (t.is_sign()) return onebit_quantize(w, sign_code(t), importance);
   if (!t.is_block) return rtn_groups(t.spec, w, importance);
   if (t.is_dense()) return make_weight(w.to(t.block));
   const int64_t rows = w.dim(0), cols = w.dim(1);
@@ -199,6 +217,7 @@ class GroupColumnQuantizer : public ColumnQuantizer {
 std::unique_ptr<ColumnQuantizer> ColumnQuantizer::make(const QuantTarget& t, int64_t rows, int64_t cols) {
   SHRINK_CHECK(!t.is_dense(), "column quantization needs a quantized target, got ", t.name());
   SHRINK_CHECK(t.fits(cols), "rows of ", cols, " values do not split into ", t.name(), " blocks");
+  if (t.is_sign()) return make_sign_column_quantizer(sign_code(t), rows, cols);
   if (t.is_block) return std::make_unique<BlockColumnQuantizer>(t.block, rows, cols);
   return std::make_unique<GroupColumnQuantizer>(t.spec, rows, cols);
 }

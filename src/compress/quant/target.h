@@ -1,6 +1,7 @@
 // QuantTarget: what a weight is quantized into — a ggml block type (written
-// bit-exact into GGUF, run by the block kernels) or one of shrink's general
-// group formats (QuantSpec, GroupQuantWeight). Every method (RTN, imatrix,
+// bit-exact into GGUF, run by the block kernels), one of shrink's general
+// group formats (QuantSpec, GroupQuantWeight), or a OneBit sign format
+// (compress/quant/onebit.h, SignWeight). Every method (RTN, imatrix,
 // GPTQ, AWQ) produces either through the same two entry points:
 //   quantize_matrix   whole-matrix round-to-nearest (optionally importance-weighted)
 //   ColumnQuantizer   fix a chunk's scales, then round one column at a time
@@ -21,13 +22,18 @@ namespace shrink::quant {
 struct QuantTarget {
   bool is_block = false;
   DType block = DType::F32;  // when is_block
-  QuantSpec spec;            // otherwise
+  QuantSpec spec;            // otherwise, unless sign is set
+  // OneBit formats: "onebit" (S in {-1,+1}) or "ternary" ({-1,0,+1}), with rank-1 f16 scales.
+  enum class Sign : uint8_t { None, OneBit, Ternary };
+  Sign sign = Sign::None;    // when set, is_block is false and spec is unused
 
   // "q4_k", "Q8_0", ... (a ggml type) or a QuantSpec name ("int4g128", "nf4g64", ...);
-  // also "f16"/"bf16"/"f32" (dense: leaves weights unquantized in that type).
+  // also "f16"/"bf16"/"f32" (dense: leaves weights unquantized in that type),
+  // and "onebit" / "ternary".
   static QuantTarget parse(const std::string& s);
   static QuantTarget of_block(DType t);
   bool is_dense() const { return is_block && !is_block_quantized(block); }
+  bool is_sign() const { return sign != Sign::None; }
   std::string name() const;
   // Whether rows of `cols` values can be stored in this target.
   bool fits(int64_t cols) const;

@@ -1,0 +1,161 @@
+#include "kernels/sign_gemv.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+
+namespace shrink::kernels {
+
+namespace {
+
+using RowsFn = void (*)(SignCode, const uint64_t*, const float*, float*, int64_t, int64_t);
+using UnpackFn = void (*)(SignCode, const uint64_t*, float*, int64_t, int64_t);
+
+// The AVX-512 path needs F (masked adds), BW (16-bit mask loads) and VL; the
+// AVX2 path only AVX2 (vpsllvd, vblendvps, vmaskmovps).
+RowsFn pick_rows() {
+  const auto& f = cpu_features();
+  if (f.avx512f && f.avx512bw && f.avx512vl) return sign_rows_avx512;
+  if (f.avx2) return sign_rows_avx2;
+  return sign_gemv_ref;
+}
+
+using TokensFn = void (*)(SignCode, const uint64_t*, const float*, int64_t, float*, int64_t, int64_t, int64_t);
+
+// Without AVX-512 the multi-token product is the row kernel once per token.
+void tokens_by_rows(SignCode code, const uint64_t* S, const float* x, int64_t n, float* y, int64_t ldy, int64_t rows,
+                    int64_t cols) {
+  static const RowsFn fn = pick_rows();
+  for (int64_t t = 0; t < n; ++t) fn(code, S, x + t * cols, y + t * ldy, rows, cols);
+}
+
+TokensFn pick_tokens() { return pick_rows() == sign_rows_avx512 ? sign_tokens_avx512 : tokens_by_rows; }
+
+UnpackFn pick_unpack() {
+  const RowsFn r = pick_rows();
+  return r == sign_rows_avx512 ? sign_unpack_avx512 : r == sign_rows_avx2 ? sign_unpack_avx2 : sign_unpack_ref;
+}
+
+// Below this many weights a GEMV runs on the calling thread: it takes a few
+// microseconds at most, about what waking the OpenMP team costs.
+constexpr int64_t kParallelMinWeights = int64_t{1} << 18;
+// Thread slabs are whole multiples of 16 rows: 16 f32 outputs are one cache line of y.
+constexpr int64_t kRowAlign = 16;
+// Up to this many tokens sign_matmul uses the multi-token kernel (no
+// unpacking); beyond, the unpacked panel is reused by all tokens in an sgemm.
+// Measured on one thread, 4096 x 1536 (bench/sign_gemv_bench.cpp,
+// BM_SignTokens vs BM_SignMatmul; shared, loaded host): AVX-512 onebit
+// ~6k tokens/s at any n, level with sgemm up to n = 256; ternary (two masked
+// adds per 16 weights) ~3.3k tokens/s, sgemm ahead from n ~ 32. The per-token
+// GEMV loop (AVX2, scalar) loses to sgemm sooner.
+int64_t batch_max_tokens(SignCode code) {
+  if (pick_rows() != sign_rows_avx512) return 8;
+  return code == SignCode::Binary ? 128 : 16;
+}
+
+inline bool bit(const uint64_t* w, int64_t c) { return (w[c / 64] >> (c % 64)) & 1; }
+
+// S[r, c] of row words w (row-relative).
+inline int sign_at(SignCode code, const uint64_t* w, int64_t c) {
+  if (code == SignCode::Binary) return bit(w, c) ? 1 : -1;
+  const uint64_t pos = w[2 * (c / 64)], neg = w[2 * (c / 64) + 1];
+  return int((pos >> (c % 64)) & 1) - int((neg >> (c % 64)) & 1);
+}
+
+}  // namespace
+
+void sign_gemv_ref(SignCode code, const uint64_t* S, const float* x, float* y, int64_t rows, int64_t cols) {
+  const int64_t rw = sign_row_words(code, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    double acc = 0;
+    for (int64_t c = 0; c < cols; ++c) acc += sign_at(code, S + r * rw, c) * double(x[c]);
+    y[r] = static_cast<float>(acc);
+  }
+}
+
+void sign_unpack_ref(SignCode code, const uint64_t* S, float* out, int64_t rows, int64_t cols) {
+  const int64_t rw = sign_row_words(code, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = static_cast<float>(sign_at(code, S + r * rw, c));
+}
+
+const char* sign_gemv_isa() {
+  const RowsFn f = pick_rows();
+  return f == sign_rows_avx512 ? "avx512" : f == sign_rows_avx2 ? "avx2" : "scalar";
+}
+
+void sign_unpack(SignCode code, const uint64_t* S, float* out, int64_t rows, int64_t cols) {
+  static const UnpackFn fn = pick_unpack();
+  fn(code, S, out, rows, cols);
+}
+
+void sign_gemv_threads(SignCode code, const uint64_t* S, const float* x, float* y, int64_t rows, int64_t cols,
+                       int threads) {
+  static const RowsFn fn = pick_rows();
+  if (rows <= 0) return;
+  const int64_t rw = sign_row_words(code, cols);
+  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
+  if (nt <= 1) return fn(code, S, x, y, rows, cols);
+  // One contiguous slab of rows per thread, streamed front to back (as gemv).
+  // Every row's sum is computed in the same order whatever the slab, so
+  // results do not depend on the thread count.
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = blocks * t / n * kRowAlign;
+    const int64_t r1 = std::min(rows, blocks * (t + 1) / n * kRowAlign);
+    if (r1 > r0) fn(code, S + r0 * rw, x, y + r0, r1 - r0, cols);
+  }
+}
+
+void sign_gemv(SignCode code, const uint64_t* S, const float* x, float* y, int64_t rows, int64_t cols) {
+  // Nested inside another parallel region the team would be serialised anyway.
+  const int nt = omp_in_parallel() || rows * cols < kParallelMinWeights ? 1 : omp_get_max_threads();
+  sign_gemv_threads(code, S, x, y, rows, cols, nt);
+}
+
+void sign_matmul(SignCode code, const uint64_t* S, const float* x, float* y, int64_t n, int64_t rows, int64_t cols) {
+  if (n <= 0 || rows <= 0) return;
+  if (n == 1) return sign_gemv(code, S, x, y, rows, cols);
+  const int64_t rw = sign_row_words(code, cols);
+  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+  if (n <= batch_max_tokens(code)) {
+    static const TokensFn fn = pick_tokens();
+    const bool par = !omp_in_parallel() && rows * cols * n >= kParallelMinWeights;
+    const int nt = par ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks)) : 1;
+#pragma omp parallel num_threads(nt)
+    {
+      const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+      const int64_t r0 = blocks * t / team * kRowAlign, r1 = std::min(rows, blocks * (t + 1) / team * kRowAlign);
+      if (r1 > r0) fn(code, S + r0 * rw, x, n, y + r0, rows, r1 - r0, cols);
+    }
+    return;
+  }
+  // Each thread takes a contiguous slab of rows and, panel by panel, unpacks
+  // it to +-1/0 f32 in its own L2-sized buffer and runs a single-threaded
+  // sgemm of all n tokens against it (as kernels::matmul does for f16).
+  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
+  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
+  bool ok = true;
+#pragma omp parallel num_threads(nt) reduction(&& : ok)
+  {
+    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t r_begin = blocks * t / team * kRowAlign;
+    const int64_t r_end = std::min(rows, blocks * (t + 1) / team * kRowAlign);
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, std::max<int64_t>(r_end - r_begin, 0)) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
+      const int64_t nr = std::min(panel, r_end - r0);
+      sign_unpack(code, S + r0 * rw, wf.data(), nr, cols);
+      ok = ok && dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) == dnnl_success;
+    }
+  }
+  SHRINK_CHECK(ok, "oneDNN sgemm failed");
+}
+
+}  // namespace shrink::kernels

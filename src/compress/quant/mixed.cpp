@@ -126,8 +126,7 @@ std::vector<LayerSensitivity> measure_sensitivity(Transformer& model, const cali
     LayerSensitivity s;
     s.name = l.name(), s.params = l.in_features() * l.out_features();
     for (const QuantTarget& t0 : ladder) {
-      QuantTarget t = t0;
-      if (t.is_block && !t.fits(l.in_features())) t = QuantTarget::of_block(fallback_block_type(t.block, l.in_features()));
+      const QuantTarget t = fit_target(t0, l.in_features());
       l.set_weight(quantize_matrix(t, w, nullptr));
       s.targets.push_back(t);
       s.bytes.push_back(l.weight().bytes());

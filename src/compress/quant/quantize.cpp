@@ -28,9 +28,8 @@ double relative_error(const Tensor& w, const Tensor& q) {
 
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
   auto it = opt.per_layer.find(l.name());
-  QuantTarget t = it != opt.per_layer.end() ? it->second : head ? opt.head : opt.target;
-  if (t.is_block && !t.fits(l.in_features())) t = QuantTarget::of_block(fallback_block_type(t.block, l.in_features()));
-  return t;
+  const QuantTarget& t = it != opt.per_layer.end() ? it->second : head ? opt.head : opt.target;
+  return fit_target(t, l.in_features());
 }
 
 LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t, double seconds) {
@@ -75,8 +74,7 @@ void quantize_embedding(Transformer& model, const QuantizeOptions& opt, Quantize
   const double t0 = now_seconds();
   const Tensor& e = model.token_embedding();
   SHRINK_CHECK(opt.embed.is_block, "the token embedding can only be stored in a ggml type, not ", opt.embed.name());
-  QuantTarget t = opt.embed;
-  if (!t.fits(e.dim(1))) t = QuantTarget::of_block(fallback_block_type(t.block, e.dim(1)));
+  const QuantTarget t = fit_target(opt.embed, e.dim(1));
   if (t.block == e.dtype) return;
   const Tensor w = e.to(DType::F32);
   model.set_token_embedding(w.to(t.block));

@@ -69,6 +69,11 @@ DType fallback_block_type(DType t, int64_t cols) {
   return fits(f) ? f : DType::F16;
 }
 
+QuantTarget fit_target(const QuantTarget& t, int64_t cols) {
+  if (!t.is_block || t.fits(cols)) return t;
+  return QuantTarget::of_block(fallback_block_type(t.block, cols));
+}
+
 namespace {
 
 kernels::SignCode sign_code(const QuantTarget& t) {

@@ -45,6 +45,8 @@ struct QuantTarget {
 // t (llama-quantize's fallback: Q2_K/Q3_K -> IQ4_NL, Q4_K -> Q5_0, Q5_K ->
 // Q5_1, Q6_K -> Q8_0), then F16 when no block type fits at all.
 DType fallback_block_type(DType t, int64_t cols);
+// t itself, or for a block target whose blocks do not split rows of `cols`, its fallback.
+QuantTarget fit_target(const QuantTarget& t, int64_t cols);
 
 // Round-to-nearest quantization of W (f32 {rows, cols}). importance: per
 // column (nullable), as llama.cpp's imatrix. Block targets call ggml's

@@ -130,6 +130,33 @@ TEST(QuantSpec, ParsesAndNames) {
   EXPECT_NEAR(QuantSpec::parse("int4g128").bits_per_weight(4096, 4096), 4.25, 1e-9);  // f16 scale + zero per 128
 }
 
+// The imatrix method on a general group format: the importance vector must
+// change the scales (it used to be ignored without the 'clip' suffix), and
+// the weighted error must not exceed min/max's or the unweighted search's.
+TEST(QuantSpec, ImportanceWeightsTheGroupScaleSearch) {
+  const Tensor w = random_matrix(16, 256, 7, 9.0f);
+  std::vector<float> imp(256);
+  std::mt19937 rng(3);
+  std::exponential_distribution<float> ex(1.0f);
+  for (float& v : imp) v = ex(rng) * ex(rng);
+  auto weighted_error = [&](const QuantTarget& t, const float* importance) {
+    const Tensor d = quantize_matrix(t, w, importance)->to_dense_f32();
+    double e = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const double diff = d.f32()[i] - w.f32()[i];
+      e += imp[static_cast<size_t>(i % 256)] * diff * diff;
+    }
+    return e;
+  };
+  for (const char* name : {"int4g128", "int3g64", "int2g32sym"}) {
+    const QuantTarget plain = QuantTarget::parse(name), clip = QuantTarget::parse(std::string(name) + "clip");
+    const double minmax = weighted_error(plain, nullptr), unweighted = weighted_error(clip, nullptr),
+                 weighted = weighted_error(plain, imp.data());
+    EXPECT_LT(weighted, minmax) << name;
+    EXPECT_LE(weighted, unweighted) << name;
+  }
+}
+
 TEST(QuantSpec, FloatCodesHitTheirPublishedMaxima) {
   const Codebook e4m3(QuantSpec::parse("fp8e4m3ch")), e5m2(QuantSpec::parse("fp8e5m2ch")), fp4(QuantSpec::parse("fp4ch"));
   const GroupParams one{1.0f, 0.0f};

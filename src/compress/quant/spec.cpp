@@ -152,7 +152,9 @@ GroupParams choose_group_params(const Codebook& cb, const QuantSpec& spec, const
   float lo = x[0], hi = x[0];
   for (int64_t i = 1; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
   GroupParams best = cb.params(lo, hi);
-  if (!spec.clip_search) return best;
+  // An importance vector means the caller asked for importance-weighted scales
+  // (the imatrix method, GPTQ --weighted-scales): min/max ignores it, so search.
+  if (!spec.clip_search && !importance) return best;
   auto error = [&](const GroupParams& p) {
     double e = 0;
     for (int64_t i = 0; i < n; ++i) {

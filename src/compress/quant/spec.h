@@ -56,9 +56,10 @@ class Codebook {
 };
 
 // The parameters of a group of n values x, with an optional importance per
-// value (nullable). With spec.clip_search, the range is shrunk in 1/100 steps
-// down to 20% (GPTQ quant.py's `mse` option, with norm 2 and importance
-// weights) and the one with the least weighted squared error is kept.
+// value (nullable). With spec.clip_search or an importance vector, the range is
+// shrunk in 1/100 steps down to 20% (GPTQ quant.py's `mse` option, with norm 2
+// and importance weights) and the one with the least weighted squared error is
+// kept; otherwise it is the group's min/max.
 GroupParams choose_group_params(const Codebook& cb, const QuantSpec& spec, const float* x, int64_t n,
                                 const float* importance);
 

@@ -24,9 +24,11 @@ for t in $TYPES; do
     args=(quantize "$MODEL" --method "$m" "$kind" "$t" --ctx "$CTX" --chunks "$CHUNKS" --report "$OUT/$name.json")
     for e in $EVAL; do args+=(--ppl "$e"); done
     [ "$m" = rtn ] || args+=(--calib "$CALIB" --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}")
-    case $t in int*|nf*|fp*) ;; *) args+=(-o "$OUT/$name.gguf") ;; esac
-    # A row already measured (its report names every eval text) is reused: a long table resumes.
-    if [ -s "$OUT/$name.json" ] && [ "$(grep -c '"ppl_err"' "$OUT/$name.json")" = "$(wc -w <<<"$EVAL")" ]; then :
+    # Group formats go to a Hugging Face directory (compressed-tensors), block types to a GGUF.
+    case $t in int*|nf*|fp*) args+=(-o "$OUT/$name") ;; *) args+=(-o "$OUT/$name.gguf") ;; esac
+    # A row already measured (its report names every eval text and the file size) is reused: a long table resumes.
+    if [ -s "$OUT/$name.json" ] && [ "$(grep -c '"ppl_err"' "$OUT/$name.json")" = "$(wc -w <<<"$EVAL")" ] &&
+       grep -q '"file_bytes"' "$OUT/$name.json"; then :
     elif ! "$SHRINK" "${args[@]}" >"$OUT/$name.log" 2>&1; then
       echo "| $m | $t | failed: $(tail -1 "$OUT/$name.log") |"; continue
     fi

@@ -71,6 +71,7 @@ nlohmann::json layer_json(const quant::LayerReport& l) {
                       {"bits_per_weight", 8.0 * l.bytes / double(l.rows * l.cols)},
                       {"weight_rel_err", l.weight_rel_err}, {"seconds", l.seconds}};
   if (l.output_rel_err >= 0) j["output_rel_err"] = l.output_rel_err;
+  if (l.awq_alpha >= 0) j["awq_alpha"] = l.awq_alpha, j["awq_loss_ratio"] = l.awq_loss_ratio;
   return j;
 }
 

@@ -89,7 +89,7 @@ void AwqMethod::search_scale(Transformer& model, int layer, const std::vector<Li
   std::vector<std::vector<float>> ref;
   for (Linear* l : group) ref.push_back(outputs(sample_, s_rows, float_[l]));
   std::vector<float> best_s(static_cast<size_t>(cols), 1.0f), s(static_cast<size_t>(cols));
-  double best_loss = -1;
+  double best_loss = -1, plain_loss = 0, best_alpha = 0;
   for (int a = 0; a < opt_.awq.grid; ++a) {
     const double alpha = double(a) / opt_.awq.grid;
     float lo = 1e30f, hi = 0;
@@ -111,8 +111,10 @@ void AwqMethod::search_scale(Transformer& model, int layer, const std::vector<Li
       const std::vector<float> y = outputs(sample_, s_rows, q);
       for (size_t i = 0; i < y.size(); ++i) loss += double(y[i] - ref[g][i]) * (y[i] - ref[g][i]);
     }
-    if (best_loss < 0 || loss < best_loss) best_loss = loss, best_s = s;
+    if (a == 0) plain_loss = loss;
+    if (best_loss < 0 || loss < best_loss) best_loss = loss, best_s = s, best_alpha = alpha;
   }
+  for (Linear* l : group) chosen_[l] = {best_alpha, plain_loss > 0 ? best_loss / plain_loss : 1.0};
   // Fold: W *= s (columns), producer /= s.
   for (Linear* l : group) {
     Tensor& w = float_[l];
@@ -191,6 +193,8 @@ void AwqMethod::finish_block(Transformer& model, int layer) {
       const Tensor w = float_.at(l);
       l->set_weight(quantize_matrix(t, w, nullptr));
       rep_.layers.push_back(layer_report(*l, w, t, now_seconds() - t0));
+      if (const auto it = chosen_.find(l); it != chosen_.end())
+        rep_.layers.back().awq_alpha = it->second.alpha, rep_.layers.back().awq_loss_ratio = it->second.loss_ratio;
       float_.erase(l);
     }
 }

@@ -51,6 +51,8 @@ class AwqMethod : public calib::BlockMethod {
   // The block's weights as f32 copies while they are scaled and clipped (the
   // Linears point at these tensors); quantized together at the end of the block.
   std::map<const Linear*, Tensor> float_;
+  struct ScaleChoice { double alpha = -1, loss_ratio = -1; };
+  std::map<const Linear*, ScaleChoice> chosen_;  // for the report
 };
 
 }  // namespace shrink::quant

@@ -48,6 +48,9 @@ struct LayerReport {
   int64_t rows = 0, cols = 0, bytes = 0;
   double weight_rel_err = 0;  // ||W - Q||^2 / ||W||^2
   double output_rel_err = -1;  // tr(dW H dW^T) / tr(W H W^T) when the method had H; else -1
+  // AWQ: the scale exponent its search chose for this Linear's group, and the
+  // group's output error at that alpha over its error at alpha = 0 (plain RTN).
+  double awq_alpha = -1, awq_loss_ratio = -1;
   double seconds = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "compress/calib/fold.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/gemv.h"
@@ -19,39 +20,6 @@ std::vector<float> outputs(const std::vector<float>& x, int64_t s, const Tensor&
 }
 
 Tensor fake_quant(const QuantTarget& t, const Tensor& w) { return quantize_matrix(t, w, nullptr)->to_dense_f32(); }
-
-// Where a group's input comes from, so 1/s can be folded there.
-struct Producer {
-  Tensor* norm = nullptr;       // RMSNorm/LayerNorm weight
-  Tensor* norm_bias = nullptr;  // LayerNorm bias (GPT-2)
-  Linear* linear = nullptr;     // or the rows [row0, row0 + in) of a Linear (v for o, up for down)
-  int64_t row0 = 0;
-  bool found() const { return norm || linear; }
-};
-
-Producer producer_of(Transformer& model, int layer, const std::vector<Linear*>& group) {
-  Block& b = model.block(layer);
-  const ModelConfig& c = model.config();
-  Producer p;
-  const Linear* first = group.front();
-  if (c.arch == Arch::GPT2) {
-    if (first == &b.wqkv) p.norm = &b.attn_norm, p.norm_bias = &b.attn_norm_b;
-    else if (first == &b.wo && c.kv_dim() == c.q_dim()) p.linear = &b.wqkv, p.row0 = c.q_dim() + c.kv_dim();
-    else if (first == &b.w_up) p.norm = &b.ffn_norm, p.norm_bias = &b.ffn_norm_b;
-    // ffn_down's input comes through GELU: no linear producer to fold into.
-  } else {
-    if (first == &b.wq) p.norm = &b.attn_norm;
-    else if (first == &b.wo && b.wv.out_features() == b.wo.in_features()) p.linear = &b.wv;
-    else if (first == &b.w_gate) p.norm = &b.ffn_norm;
-    else if (first == &b.w_down) p.linear = &b.w_up;  // silu(gate) * up is linear in up
-  }
-  return p;
-}
-
-// An owned f32 copy (norms may view a read-only mapping).
-void own_f32(Tensor& t) {
-  if (!t.empty()) t = t.to(DType::F32);
-}
 
 }  // namespace
 
@@ -82,8 +50,7 @@ void AwqMethod::observe(const Linear& l, const float* x, int64_t n) {
 }
 
 void AwqMethod::search_scale(Transformer& model, int layer, const std::vector<Linear*>& group) {
-  Producer p = producer_of(model, layer, group);
-  if (!p.found()) return;
+  if (calib::producer_of(model, layer, group) == calib::Producer::None) return;
   const int64_t cols = first_->in_features(), s_rows = int64_t(sample_.size()) / cols;
   const std::vector<float> mean_abs = stats_.mean_abs();
   std::vector<std::vector<float>> ref;
@@ -115,31 +82,11 @@ void AwqMethod::search_scale(Transformer& model, int layer, const std::vector<Li
     if (best_loss < 0 || loss < best_loss) best_loss = loss, best_s = s, best_alpha = alpha;
   }
   for (Linear* l : group) chosen_[l] = {best_alpha, plain_loss > 0 ? best_loss / plain_loss : 1.0};
-  // Fold: W *= s (columns), producer /= s.
-  for (Linear* l : group) {
-    Tensor& w = float_[l];
-    for (int64_t r = 0; r < w.dim(0); ++r)
-      for (int64_t j = 0; j < cols; ++j) w.f32()[r * cols + j] *= best_s[j];
-  }
-  if (p.norm) {
-    own_f32(*p.norm);
-    for (int64_t j = 0; j < cols; ++j) p.norm->f32()[j] /= best_s[j];
-    if (p.norm_bias && !p.norm_bias->empty()) {
-      own_f32(*p.norm_bias);
-      for (int64_t j = 0; j < cols; ++j) p.norm_bias->f32()[j] /= best_s[j];
-    }
-  } else {
-    SHRINK_CHECK(float_.count(p.linear), "AWQ: ", p.linear->name(), " was already quantized");
-    Tensor& w = float_[p.linear];
-    const int64_t in = w.dim(1);
-    for (int64_t j = 0; j < cols; ++j)
-      for (int64_t c = 0; c < in; ++c) w.f32()[(p.row0 + j) * in + c] /= best_s[j];
-    if (!p.linear->bias().empty()) {
-      Tensor b = p.linear->bias().to(DType::F32);
-      for (int64_t j = 0; j < cols; ++j) b.f32()[p.row0 + j] /= best_s[j];
-      p.linear->set_bias(std::move(b));
-    }
-  }
+  calib::fold_input_scale(model, layer, group, best_s, [this](Linear& l) -> Tensor& {
+    const auto it = float_.find(&l);
+    SHRINK_CHECK(it != float_.end(), "AWQ: ", l.name(), " was already quantized");
+    return it->second;
+  });
 }
 
 void AwqMethod::clip(Linear& l, bool head) {

@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "kernels/bandwidth.h"
 #include "kernels/gemv.h"
+#include "stream.h"
 
 namespace shrink::kernels {
 namespace {
@@ -91,14 +92,7 @@ BENCHMARK(BM_GemvSmall)
 
 // Decode-like streaming: cycle through distinct 4096x1536 matrices (an MLP
 // projection of a ~500M model) totalling >= 1 GiB, so every byte comes from
-// DRAM. One iteration = a group of matrices of >= 64 MiB. Reports, against
-// measure_read_bandwidth_stats(threads) taken just before:
-//   bytes_per_second, bw_frac  mean gemv rate, and its fraction of the best read rate
-//   best_GBps, best_frac       best group against the best read block (both
-//                              the moments no other process interfered)
-//   med_frac                   median group against the median read block
-// On a shared host the read rate drifts by +-20% from second to second, so
-// best_frac and med_frac are the like-for-like figures; bw_frac is a floor.
+// DRAM. One iteration = a group of matrices of >= 64 MiB (counters: bench/stream.h).
 void BM_GemvStream(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int threads = static_cast<int>(state.range(1));
@@ -107,36 +101,13 @@ void BM_GemvStream(benchmark::State& state) {
   // what else runs on the host), and before the weights exist so the two
   // 1 GiB buffers never coexist.
   const ReadBandwidth read = measure_read_bandwidth_stats(threads);
-  const double bw = read.best;
-  const int64_t mat_bytes = dtype_bytes(t, rows * cols);
-  const int64_t group = ((int64_t{64} << 20) + mat_bytes - 1) / mat_bytes;
-  const int64_t groups = ((int64_t{1} << 30) + group * mat_bytes - 1) / (group * mat_bytes);
-  const Tensor w = random_weights(t, groups * group * rows, cols);
+  const bench::StreamLayout layout(dtype_bytes(t, rows * cols));
+  const Tensor w = random_weights(t, layout.matrices() * rows, cols);
   std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
-  int64_t g = 0;
-  std::vector<double> group_dt;
-  for (auto _ : state) {
-    const double t0 = now_seconds();
-    for (int64_t m = g * group; m < (g + 1) * group; ++m) {
-      gemv_threads(t, static_cast<const char*>(w.data) + m * mat_bytes, x.data(), y.data(), rows, cols, threads);
-      benchmark::DoNotOptimize(y.data());
-      benchmark::ClobberMemory();
-    }
-    group_dt.push_back(now_seconds() - t0);
-    g = g + 1 == groups ? 0 : g + 1;
-  }
-  const double group_bytes = static_cast<double>(group * mat_bytes);
-  std::sort(group_dt.begin(), group_dt.end());
-  const double best_dt = group_dt.front(), median_dt = group_dt[group_dt.size() / 2];
-  state.SetBytesProcessed(state.iterations() * group * mat_bytes);
-  state.counters["read_GBps"] = bw / 1e9;
-  state.counters["bw_frac"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * group_bytes / bw, benchmark::Counter::kIsRate);
-  state.counters["best_GBps"] = group_bytes / best_dt / 1e9;
-  state.counters["best_frac"] = group_bytes / best_dt / bw;
-  state.counters["med_GBps"] = group_bytes / median_dt / 1e9;
-  state.counters["read_med_GBps"] = read.median / 1e9;
-  state.counters["med_frac"] = group_bytes / median_dt / read.median;
+  bench::run_stream(state, read, layout, rows * cols, [&](int64_t m) {
+    gemv_threads(t, static_cast<const char*>(w.data) + m * layout.mat_bytes, x.data(), y.data(), rows, cols, threads);
+    benchmark::DoNotOptimize(y.data());
+  });
   state.SetLabel(std::string(dtype_name(t)) + " " + gemv_isa());
 }
 BENCHMARK(BM_GemvStream)

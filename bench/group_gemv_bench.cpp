@@ -20,6 +20,7 @@
 #include "core/cpu.h"
 #include "core/tensor.h"
 #include "kernels/bandwidth.h"
+#include "stream.h"
 #include "kernels/gemv.h"
 #include "kernels/group_gemv.h"
 #include "kernels/qdot.h"
@@ -120,32 +121,14 @@ void BM_GroupGemvStream(benchmark::State& state) {
   const Format& f = kFormats[state.range(0)];
   const int threads = static_cast<int>(state.range(1));
   const ReadBandwidth read = measure_read_bandwidth_stats(threads);
-  Matrices probe = make(f, 0);
-  const int64_t group = ((int64_t{64} << 20) + probe.mat_bytes - 1) / probe.mat_bytes;
-  const int64_t groups = ((int64_t{512} << 20) + group * probe.mat_bytes - 1) / (group * probe.mat_bytes);
-  const Matrices m = make(f, groups * group);
+  const bench::StreamLayout layout(make(f, 0).mat_bytes, int64_t{512} << 20);
+  const Matrices m = make(f, layout.matrices());
   const std::vector<float> x = activations(kCols);
   std::vector<float> y(static_cast<size_t>(kRows));
-  int64_t g = 0;
-  std::vector<double> dt;
-  for (auto _ : state) {
-    const double t0 = now_seconds();
-    for (int64_t i = g * group; i < (g + 1) * group; ++i) {
-      run(f, m, i, x.data(), y.data(), threads);
-      benchmark::DoNotOptimize(y.data());
-      benchmark::ClobberMemory();
-    }
-    dt.push_back(now_seconds() - t0);
-    g = g + 1 == groups ? 0 : g + 1;
-  }
-  const double bytes = double(group * m.mat_bytes);
-  std::sort(dt.begin(), dt.end());
-  const double med = dt[dt.size() / 2];
-  state.SetBytesProcessed(state.iterations() * group * m.mat_bytes);
-  state.counters["read_GBps"] = read.median / 1e9;
-  state.counters["med_GBps"] = bytes / med / 1e9;
-  state.counters["med_frac"] = bytes / med / read.median;
-  state.counters["ms_per_mat"] = med / double(group) * 1e3;
+  bench::run_stream(state, read, layout, kRows * kCols, [&](int64_t i) {
+    run(f, m, i, x.data(), y.data(), threads);
+    benchmark::DoNotOptimize(y.data());
+  });
   state.SetLabel(label(f));
 }
 BENCHMARK(BM_GroupGemvStream)

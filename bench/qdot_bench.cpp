@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "kernels/bandwidth.h"
+#include "stream.h"
 #include "kernels/gemv.h"
 #include "kernels/qdot.h"
 
@@ -85,48 +86,21 @@ std::string label(DType t) {
 }
 
 // Decode-like streaming, as BM_GemvStream in gemv_bench.cpp: cycle through
-// distinct matrices totalling >= 1 GiB, one iteration = a group of >= 64 MiB.
-// Counters against measure_read_bandwidth_stats(threads) taken just before:
-//   bytes_per_second, bw_frac  mean rate and its fraction of the best read rate
-//   best_GBps, best_frac       best group against the best read block
-//   med_frac                   median group against the median read block
+// distinct matrices totalling >= 1 GiB, one iteration = a group of >= 64 MiB
+// (counters: bench/stream.h).
 void BM_QGemvStream(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int threads = static_cast<int>(state.range(1));
   constexpr int64_t rows = 4096, cols = 4096;
   const ReadBandwidth read = measure_read_bandwidth_stats(threads);
-  const double bw = read.best;
-  const int64_t mat_bytes = dtype_bytes(t, rows * cols);
-  const int64_t group = ((int64_t{64} << 20) + mat_bytes - 1) / mat_bytes;
-  const int64_t groups = ((int64_t{1} << 30) + group * mat_bytes - 1) / (group * mat_bytes);
-  const Tensor w = random_weights(t, groups * group * rows, cols);
+  const bench::StreamLayout layout(dtype_bytes(t, rows * cols));
+  const Tensor w = random_weights(t, layout.matrices() * rows, cols);
   const std::vector<float> x = activations(cols);
   std::vector<float> y(static_cast<size_t>(rows));
-  int64_t g = 0;
-  std::vector<double> group_dt;
-  for (auto _ : state) {
-    const double t0 = now_seconds();
-    for (int64_t m = g * group; m < (g + 1) * group; ++m) {
-      run(t, static_cast<const char*>(w.data) + m * mat_bytes, x.data(), y.data(), rows, cols, threads);
-      benchmark::DoNotOptimize(y.data());
-      benchmark::ClobberMemory();
-    }
-    group_dt.push_back(now_seconds() - t0);
-    g = g + 1 == groups ? 0 : g + 1;
-  }
-  const double group_bytes = static_cast<double>(group * mat_bytes);
-  std::sort(group_dt.begin(), group_dt.end());
-  const double best_dt = group_dt.front(), median_dt = group_dt[group_dt.size() / 2];
-  state.SetBytesProcessed(state.iterations() * group * mat_bytes);
-  state.counters["read_GBps"] = bw / 1e9;
-  state.counters["bw_frac"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * group_bytes / bw, benchmark::Counter::kIsRate);
-  state.counters["best_GBps"] = group_bytes / best_dt / 1e9;
-  state.counters["best_frac"] = group_bytes / best_dt / bw;
-  state.counters["med_GBps"] = group_bytes / median_dt / 1e9;
-  state.counters["med_frac"] = group_bytes / median_dt / read.median;
-  // Weights per second (the same work whatever the bits per weight).
-  state.counters["Gweights_s"] = group_bytes / median_dt / static_cast<double>(mat_bytes) * rows * cols / 1e9;
+  bench::run_stream(state, read, layout, rows * cols, [&](int64_t m) {
+    run(t, static_cast<const char*>(w.data) + m * layout.mat_bytes, x.data(), y.data(), rows, cols, threads);
+    benchmark::DoNotOptimize(y.data());
+  });
   state.SetLabel(label(t));
 }
 BENCHMARK(BM_QGemvStream)

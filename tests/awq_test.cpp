@@ -11,6 +11,7 @@
 
 #include "compress/quant/quantize.h"
 #include "model/random_init.h"
+#include "test_util.h"
 
 using namespace shrink;
 
@@ -44,20 +45,6 @@ ModelFile salient_model() {
   return f;
 }
 
-std::vector<int32_t> random_tokens(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  t[0] = 1;
-  for (int i = 1; i < n; ++i) t[i] = 3 + int32_t(rng() % 500);
-  return t;
-}
-
-std::vector<float> logits_of(Transformer& m, const std::vector<int32_t>& toks) {
-  KVCache cache = m.new_cache(static_cast<int>(toks.size()));
-  std::vector<float> out(toks.size() * size_t(m.config().vocab_size));
-  m.forward(toks.data(), static_cast<int>(toks.size()), cache, out.data(), true);
-  return out;
-}
 
 struct Result {
   double logit_mse = 0;
@@ -67,7 +54,7 @@ struct Result {
 Result quantize_and_measure(const ModelFile& f, const std::string& method, const std::string& target, bool clip) {
   Transformer model(f), base(f);
   calib::CalibSet calib;
-  for (uint32_t s = 0; s < 8; ++s) calib.seqs.push_back(random_tokens(64, 100 + s));
+  for (uint32_t s = 0; s < 8; ++s) calib.seqs.push_back(test::random_tokens(64, 100 + s));
   quant::QuantizeOptions opt;
   opt.method = method;
   opt.target = quant::QuantTarget::parse(target);
@@ -80,8 +67,8 @@ Result quantize_and_measure(const ModelFile& f, const std::string& method, const
       opt.per_layer["blk." + std::to_string(l) + k] = quant::QuantTarget::parse("f32");
   Result r;
   r.report = quant::quantize_model(model, calib, opt);
-  const std::vector<int32_t> eval = random_tokens(48, 7);
-  const std::vector<float> a = logits_of(model, eval), b = logits_of(base, eval);
+  const std::vector<int32_t> eval = test::random_tokens(48, 7);
+  const std::vector<float> a = test::all_logits(model, eval), b = test::all_logits(base, eval);
   for (size_t i = 0; i < a.size(); ++i) r.logit_mse += double(a[i] - b[i]) * (a[i] - b[i]) / double(a.size());
   return r;
 }

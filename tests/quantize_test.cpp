@@ -19,10 +19,7 @@ namespace {
 
 std::vector<float> logits_of(const ModelFile& f, const std::vector<int32_t>& toks) {
   Transformer m(f);
-  KVCache cache = m.new_cache(static_cast<int>(toks.size()));
-  std::vector<float> out(toks.size() * size_t(m.config().vocab_size));
-  m.forward(toks.data(), static_cast<int>(toks.size()), cache, out.data(), true);
-  return out;
+  return test::all_logits(m, toks);
 }
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, double* scale) {

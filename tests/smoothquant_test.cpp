@@ -8,25 +8,12 @@
 
 #include "compress/actquant/smoothquant.h"
 #include "model/random_init.h"
+#include "test_util.h"
 
 using namespace shrink;
 
 namespace {
 
-std::vector<float> logits_of(Transformer& m, const std::vector<int32_t>& toks) {
-  KVCache cache = m.new_cache(static_cast<int>(toks.size()));
-  std::vector<float> out(toks.size() * size_t(m.config().vocab_size));
-  m.forward(toks.data(), static_cast<int>(toks.size()), cache, out.data(), true);
-  return out;
-}
-
-std::vector<int32_t> random_tokens(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  t[0] = 1;
-  for (int i = 1; i < n; ++i) t[i] = 3 + int32_t(rng() % 500);
-  return t;
-}
 
 // A random model whose norm outputs have a few channels 30x the rest.
 ModelFile outlier_model(const std::string& preset) {
@@ -62,12 +49,12 @@ TEST(SmoothQuant, FoldedModelComputesTheSameFunction) {
     const ModelFile f = outlier_model(preset);
     Transformer base(f), smoothed(f);
     calib::CalibSet calib;
-    for (uint32_t s = 0; s < 4; ++s) calib.seqs.push_back(random_tokens(32, 50 + s));
+    for (uint32_t s = 0; s < 4; ++s) calib.seqs.push_back(test::random_tokens(32, 50 + s));
     const auto groups = actquant::smooth_model(smoothed, calib, {0.5f});
     ASSERT_EQ(groups.size(), 2u * f.config.n_layers) << preset;  // attention and MLP input of each block
     for (const auto& g : groups) EXPECT_LT(g.act_max_after, 0.5f * g.act_max_before) << preset << " " << g.first;
-    const std::vector<int32_t> toks = random_tokens(40, 9);
-    const std::vector<float> a = logits_of(base, toks), b = logits_of(smoothed, toks);
+    const std::vector<int32_t> toks = test::random_tokens(40, 9);
+    const std::vector<float> a = test::all_logits(base, toks), b = test::all_logits(smoothed, toks);
     double diff = 0, scale = 0;
     for (size_t i = 0; i < a.size(); ++i)
       diff = std::max(diff, double(std::fabs(a[i] - b[i]))), scale = std::max(scale, double(std::fabs(a[i])));

@@ -39,12 +39,48 @@ inline std::string temp_dir(const std::string& name) {
   const std::string var = ::shrink::test::asset(rel);                                           \
   if (var.empty()) GTEST_SKIP() << "needs ../shared/assets/" << (rel) << " (not present: skipped)"
 
+#include <random>
+#include <vector>
+
 #include "io/model_file.h"
+#include "model/transformer.h"
 
 namespace shrink::test {
 inline LoadOptions with_tokenizer() {
   LoadOptions o;
   o.require_tokenizer = true;
   return o;
+}
+
+// The shape fields every format must carry through a round trip (each format's
+// tests add what else it stores: rope scaling, tied heads, biases, ...).
+inline void expect_same_shape(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(a.arch, b.arch);
+  EXPECT_EQ(a.dim, b.dim);
+  EXPECT_EQ(a.hidden_dim, b.hidden_dim);
+  EXPECT_EQ(a.n_layers, b.n_layers);
+  EXPECT_EQ(a.n_heads, b.n_heads);
+  EXPECT_EQ(a.n_kv_heads, b.n_kv_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.max_seq_len, b.max_seq_len);
+  EXPECT_EQ(a.norm_eps, b.norm_eps);
+}
+
+// Logits at every position of toks, from a fresh cache.
+inline std::vector<float> all_logits(Transformer& m, const std::vector<int32_t>& toks) {
+  KVCache cache = m.new_cache(static_cast<int>(toks.size()));
+  std::vector<float> out(toks.size() * size_t(m.config().vocab_size));
+  m.forward(toks.data(), static_cast<int>(toks.size()), cache, out.data(), true);
+  return out;
+}
+
+// BOS (1), then n - 1 tokens drawn from [3, 503) (the random models' vocab is 512).
+inline std::vector<int32_t> random_tokens(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  t[0] = 1;
+  for (int i = 1; i < n; ++i) t[i] = 3 + int32_t(rng() % 500);
+  return t;
 }
 }  // namespace shrink::test

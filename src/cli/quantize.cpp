@@ -1,6 +1,8 @@
 // shrink quantize MODEL --method rtn|imatrix|gptq|awq --type T [--calib FILE] -o OUT.gguf
 // Weight quantization into ggml block types (a GGUF llama.cpp loads) or shrink's
 // group formats; progress per layer on stderr; a JSON report beside the output.
+// --method dynamic|w8a8|smoothquant|llm-int8: W8A8 (weights and activations
+// int8, compress/actquant), measured in place with --ppl.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "compress/actquant/w8a8.h"
 #include "compress/quant/mixed.h"
 #include "compress/quant/presets.h"
 #include "compress/quant/quantize.h"
@@ -25,6 +28,9 @@ namespace {
 struct QuantizeArgs {
   ModelArgs m;
   std::string method = "rtn", type, preset, head_type, embed_type, calib_file, imatrix_file, out, report;
+  std::string observer = "minmax";  // W8A8 static activation ranges
+  float alpha = 0.5f, outlier_threshold = 6.0f;
+  bool per_token = false;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
@@ -165,7 +171,62 @@ nlohmann::json allocate(const QuantizeArgs& a, Transformer& model, const calib::
   return j;
 }
 
+// W8A8 methods: every block Linear becomes int8 x int8 (model/int8_weight.h).
+void run_activation_quant(const QuantizeArgs& a) {
+  SHRINK_CHECK(a.out.empty(), "-o ", a.out, ": W8A8 models cannot be saved yet; measure them in place with --ppl");
+  SHRINK_CHECK(a.type.empty() && a.preset.empty() && a.bits == 0 && a.target_bpw == 0,
+               "--method ", a.method, " is int8 weights and activations: --type/--bits/--preset/--target-bpw do not apply");
+  actquant::ActQuantOptions opt;
+  opt.method = a.method;
+  opt.observer = actquant::parse_observer(a.observer);
+  opt.alpha = a.alpha, opt.per_token = a.per_token, opt.outlier_threshold = a.outlier_threshold;
+  ModelFile f = open_model(a.m, true);
+  Transformer model(f);
+  calib::CalibSet calib;
+  if (actquant::needs_calibration(opt)) {
+    SHRINK_CHECK(!a.calib_file.empty(), a.method, " needs calibration text: --calib FILE");
+    calib = calib::make_calib_set(*f.tokenizer, read_text_file(a.calib_file), a.calib_tokens, a.seq_len);
+    std::fprintf(stderr, "calibration: %zu sequences of %d tokens from %s\n", calib.seqs.size(), a.seq_len,
+                 a.calib_file.c_str());
+  }
+  const double t0 = now_seconds();
+  const auto rep = actquant::quantize_activations(model, calib, opt, [&](int layer, int n, const std::string& what) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s: layer %d/%d %s (%.0f s)", a.method.c_str(), std::min(layer + 1, n), n,
+                  what.c_str(), now_seconds() - t0);
+    progress_line(buf);
+  });
+  progress_line(a.method + " done in " + std::to_string(int(rep.seconds)) + " s", true);
+  int64_t params = 0, bytes = 0;
+  nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"seconds", rep.seconds}};
+  if (actquant::needs_calibration(opt)) {
+    j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
+    if (!(a.method == "smoothquant" && a.per_token)) j["observer"] = actquant::observer_name(opt.observer);
+  }
+  if (a.method == "smoothquant") j["alpha"] = a.alpha, j["per_token"] = a.per_token;
+  if (a.method == "llm-int8") j["outlier_threshold"] = a.outlier_threshold;
+  for (const auto& l : rep.layers) {
+    params += l.rows * l.cols, bytes += l.bytes;
+    nlohmann::json row = {{"name", l.name}, {"kind", l.kind}, {"rows", l.rows}, {"cols", l.cols}, {"bytes", l.bytes},
+                          {"weight_rel_err", l.weight_rel_err}, {"seconds", l.seconds}};
+    if (l.act_scale > 0) row["act_scale"] = l.act_scale, row["act_max"] = l.act_max;
+    j["layers"].push_back(row);
+  }
+  for (const auto& g : rep.smoothed)
+    j["smoothed"].push_back({{"group", g.first}, {"act_max_before", g.act_max_before}, {"act_max_after", g.act_max_after},
+                             {"s_min", g.s_min}, {"s_max", g.s_max}});
+  j["linear_params"] = params, j["linear_bytes"] = bytes, j["linear_bits_per_weight"] = 8.0 * bytes / double(params);
+  j["target"] = a.method == "llm-int8" ? "int8 + f32 outliers" : a.method == "dynamic" || a.per_token ? "w8a8 per-token" : "w8a8 static";
+  if (!a.ppl_files.empty()) {
+    Transformer base(f);
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
+  }
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  if (!a.report.empty()) write_text_file(a.report, j.dump(2) + "\n");
+}
+
 void run_quantize(const QuantizeArgs& a) {
+  if (actquant::is_activation_method(a.method)) return run_activation_quant(a);
   const double t0 = now_seconds();
   SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
   ModelFile f = open_model(a.m, a.method != "rtn" || a.target_bpw > 0 || !a.ppl_files.empty());  // tokenizer
@@ -241,10 +302,20 @@ void add_quantize(CLI::App& app) {
                                  "group formats; writes a GGUF and a JSON report beside it");
   add_model_args(cmd, a->m);
   cmd->add_option("--method", a->method,
-                  "rtn | imatrix | gptq | awq | onebit (= SVID sign + rank-1 scales; --type onebit/ternary with "
-                  "the other methods)")
+                  "Weights only: rtn | imatrix | gptq | awq | onebit (= SVID sign + rank-1 scales; --type "
+                  "onebit/ternary with the other methods). Weights and activations int8 (W8A8, measured in place "
+                  "with --ppl): dynamic (per-token activation scales) | w8a8 (static scales from --observer on --calib) "
+                  "| smoothquant (SmoothQuant smoothing with --alpha, then w8a8; --per-token for dynamic) | llm-int8 "
+                  "(per-token int8, input columns with |x| >= --outlier-threshold in f32)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"rtn", "imatrix", "gptq", "awq", "onebit"}));
+      ->check(CLI::IsMember({"rtn", "imatrix", "gptq", "awq", "onebit", "dynamic", "w8a8", "smoothquant", "llm-int8"}));
+  cmd->add_option("--observer", a->observer,
+                  "W8A8 static activation ranges: minmax | ema[:DECAY] | percentile[:P] | mse | kl (TensorRT entropy)")
+      ->capture_default_str();
+  cmd->add_option("--alpha", a->alpha, "SmoothQuant migration strength in [0, 1]")->capture_default_str();
+  cmd->add_flag("--per-token", a->per_token, "SmoothQuant: per-token activation scales instead of static ones");
+  cmd->add_option("--outlier-threshold", a->outlier_threshold, "LLM.int8(): |x| at which an input column stays f32")
+      ->capture_default_str();
   cmd->add_option("--type", a->type,
                   "Target: a ggml type (q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k q2_k iq4_nl; f16/bf16) or a group "
                   "format (int4g128, int3g64sym, int8ch, nf4g64, fp4g32, fp8e4m3ch; suffix 'clip' = clipping search)");
@@ -266,7 +337,7 @@ void add_quantize(CLI::App& app) {
                   "ggml type of the token embedding (default as llama-quantize: the base type, the head's when tied; "
                   "unchanged for group formats)");
   cmd->add_flag("--keep-embed", a->keep_embed, "Leave the token embedding as it is");
-  cmd->add_option("--calib", a->calib_file, "Calibration text (imatrix, gptq, awq)")->check(CLI::ExistingFile);
+  cmd->add_option("--calib", a->calib_file, "Calibration text (imatrix, gptq, awq, w8a8, smoothquant)")->check(CLI::ExistingFile);
   cmd->add_option("--imatrix", a->imatrix_file,
                   "--method imatrix: read the importance matrix from a llama.cpp imatrix file (.gguf or legacy .dat, "
                   "e.g. from `shrink imatrix` or llama-imatrix) instead of collecting it from --calib")

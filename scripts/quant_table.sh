@@ -32,14 +32,6 @@ for t in $TYPES; do
     elif ! "$SHRINK" "${args[@]}" >"$OUT/$name.log" 2>&1; then
       echo "| $m | $t | failed: $(tail -1 "$OUT/$name.log") |"; continue
     fi
-    python3 - "$OUT/$name.json" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-size = f'{j["file_bytes"] / 2**20:.2f} MiB' if "file_bytes" in j else "-"
-row = f'| {j["method"]} | {j["target"]} | {j["linear_bits_per_weight"]:.2f} | {size} |'
-for e in j["evals"]:
-    row += f' {e["ppl"]:.4f} ± {e["ppl_err"]:.4f} | {e["kld"]:.5f} ± {e["kld_err"]:.5f} | {100 * e["top1"]:.2f}% |'
-print(row + f' {j["seconds"]:.1f} s | {j["peak_rss_bytes"] / 2**20:.0f} MiB |')
-PY
+    python3 "$ROOT/scripts/report_row.py" "$OUT/$name.json"
   done
 done

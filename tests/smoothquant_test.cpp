@@ -45,19 +45,27 @@ TEST(SmoothQuant, ScalesFollowTheFormula) {
 }
 
 TEST(SmoothQuant, FoldedModelComputesTheSameFunction) {
-  for (const char* preset : {"tiny", "gpt2-124m"}) {
-    const ModelFile f = outlier_model(preset);
-    Transformer base(f), smoothed(f);
-    calib::CalibSet calib;
-    for (uint32_t s = 0; s < 4; ++s) calib.seqs.push_back(test::random_tokens(32, 50 + s));
-    const auto groups = actquant::smooth_model(smoothed, calib, {0.5f});
-    ASSERT_EQ(groups.size(), 2u * f.config.n_layers) << preset;  // attention and MLP input of each block
-    for (const auto& g : groups) EXPECT_LT(g.act_max_after, 0.5f * g.act_max_before) << preset << " " << g.first;
-    const std::vector<int32_t> toks = test::random_tokens(40, 9);
-    const std::vector<float> a = test::all_logits(base, toks), b = test::all_logits(smoothed, toks);
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < a.size(); ++i)
-      diff = std::max(diff, double(std::fabs(a[i] - b[i]))), scale = std::max(scale, double(std::fabs(a[i])));
-    EXPECT_LT(diff, 1e-5 * scale) << preset << ": max |dlogit| " << diff << " of " << scale;
-  }
+  for (const char* preset : {"tiny", "gpt2-124m"})
+    for (const bool all : {false, true}) {
+      const ModelFile f = outlier_model(preset);
+      Transformer base(f), smoothed(f);
+      calib::CalibSet calib;
+      for (uint32_t s = 0; s < 4; ++s) calib.seqs.push_back(test::random_tokens(32, 50 + s));
+      actquant::SmoothOptions opt;
+      opt.all_groups = all;
+      const auto groups = actquant::smooth_model(smoothed, calib, opt);
+      // The norm-fed attention and MLP inputs; with all_groups also down (llama: o's v is
+      // shared by GQA in "tiny") or o (GPT-2: down comes through GELU).
+      ASSERT_EQ(groups.size(), (all ? 3u : 2u) * f.config.n_layers) << preset;
+      for (const auto& g : groups)
+        if (g.first.find("down") == std::string::npos && g.first.find("output") == std::string::npos) {
+          EXPECT_LT(g.act_max_after, 0.5f * g.act_max_before) << preset << " " << g.first;
+        }
+      const std::vector<int32_t> toks = test::random_tokens(40, 9);
+      const std::vector<float> a = test::all_logits(base, toks), b = test::all_logits(smoothed, toks);
+      double diff = 0, scale = 0;
+      for (size_t i = 0; i < a.size(); ++i)
+        diff = std::max(diff, double(std::fabs(a[i] - b[i]))), scale = std::max(scale, double(std::fabs(a[i])));
+      EXPECT_LT(diff, 1e-5 * scale) << preset << (all ? " all groups" : "") << ": max |dlogit| " << diff << " of " << scale;
+    }
 }

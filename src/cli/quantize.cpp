@@ -30,7 +30,7 @@ struct QuantizeArgs {
   std::string method = "rtn", type, preset, head_type, embed_type, calib_file, imatrix_file, out, report;
   std::string observer = "minmax";  // W8A8 static activation ranges
   float alpha = 0.5f, outlier_threshold = 6.0f;
-  bool per_token = false;
+  bool per_token = false, smooth_all = false;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
@@ -180,6 +180,7 @@ void run_activation_quant(const QuantizeArgs& a) {
   opt.method = a.method;
   opt.observer = actquant::parse_observer(a.observer);
   opt.alpha = a.alpha, opt.per_token = a.per_token, opt.outlier_threshold = a.outlier_threshold;
+  opt.smooth_all = a.smooth_all;
   ModelFile f = open_model(a.m, true);
   Transformer model(f);
   calib::CalibSet calib;
@@ -203,7 +204,7 @@ void run_activation_quant(const QuantizeArgs& a) {
     j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
     if (!(a.method == "smoothquant" && a.per_token)) j["observer"] = actquant::observer_name(opt.observer);
   }
-  if (a.method == "smoothquant") j["alpha"] = a.alpha, j["per_token"] = a.per_token;
+  if (a.method == "smoothquant") j["alpha"] = a.alpha, j["per_token"] = a.per_token, j["smooth_all"] = a.smooth_all;
   if (a.method == "llm-int8") j["outlier_threshold"] = a.outlier_threshold;
   for (const auto& l : rep.layers) {
     params += l.rows * l.cols, bytes += l.bytes;
@@ -314,6 +315,9 @@ void add_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--alpha", a->alpha, "SmoothQuant migration strength in [0, 1]")->capture_default_str();
   cmd->add_flag("--per-token", a->per_token, "SmoothQuant: per-token activation scales instead of static ones");
+  cmd->add_flag("--smooth-all", a->smooth_all,
+                "SmoothQuant: also smooth the inputs of o (into v) and down (into up), not only the norm-fed q/k/v "
+                "and gate/up as the paper does");
   cmd->add_option("--outlier-threshold", a->outlier_threshold, "LLM.int8(): |x| at which an input column stays f32")
       ->capture_default_str();
   cmd->add_option("--type", a->type,

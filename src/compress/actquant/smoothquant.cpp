@@ -35,7 +35,8 @@ class SmoothMethod : public calib::BlockMethod {
 
   void begin_group(Transformer& model, int layer, const std::vector<Linear*>& group) override {
     first_ = group.front();
-    active_ = calib::producer_of(model, layer, group) == calib::Producer::Norm;
+    const calib::Producer p = calib::producer_of(model, layer, group);
+    active_ = p == calib::Producer::Norm || (opt_.all_groups && p == calib::Producer::Linear);
     stats_ = calib::ColumnStats(active_ ? first_->in_features() : 0);
   }
   void observe(const Linear& l, const float* x, int64_t n) override {

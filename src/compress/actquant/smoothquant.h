@@ -16,6 +16,9 @@ namespace shrink::actquant {
 
 struct SmoothOptions {
   float alpha = 0.5f;  // migration strength: 0 = leave activations, 1 = move all of their range to W
+  // Beyond the paper: also smooth o (folded into v's rows) and down (into up's
+  // rows), whose inputs are not norm outputs, where the architecture allows.
+  bool all_groups = false;
 };
 
 struct SmoothedGroup {

@@ -92,6 +92,7 @@ ActQuantReport quantize_activations(Transformer& model, const calib::CalibSet& c
   if (opt.method == "smoothquant") {
     SmoothOptions so;
     so.alpha = opt.alpha;
+    so.all_groups = opt.smooth_all;
     rep.smoothed = smooth_model(model, calib, so, dopt);
   }
   if (opt.method == "dynamic" || (opt.method == "smoothquant" && opt.per_token)) {

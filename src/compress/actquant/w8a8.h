@@ -25,6 +25,7 @@ struct ActQuantOptions {
   ObserverSpec observer;        // static activation ranges (w8a8, smoothquant)
   bool per_token = false;       // smoothquant: per-token activation scales instead of static ones
   float alpha = 0.5f;           // smoothquant migration strength
+  bool smooth_all = false;      // smoothquant: also o and down (SmoothOptions::all_groups)
   float outlier_threshold = 6.0f;  // llm-int8
 };
 

@@ -5,7 +5,8 @@
 #
 #   bash scripts/actquant_table.sh MODEL "EVAL1 [EVAL2]" CALIB "ROW ..." [CTX] [CHUNKS]
 # A ROW is METHOD[:ARG]: dynamic, llm-int8[:THRESHOLD], w8a8:OBSERVER (minmax, ema, percentile,
-# percentile:99.9, mse, kl), smoothquant:ALPHA[:OBSERVER] (static), smoothquant-pt:ALPHA (per token).
+# percentile:99.9, mse, kl), smoothquant:ALPHA[:OBSERVER] (static), smoothquant-pt:ALPHA (per token),
+# smoothquant-all:ALPHA[:OBSERVER] (--smooth-all: o and down smoothed too).
 # Rows whose report is already in OUT are reused. Environment: SHRINK, OUT (default
 # /tmp/actquant_table), CALIB_TOKENS (default 16384), SEQ_LEN (default 256).
 set -euo pipefail
@@ -26,6 +27,7 @@ for row in $ROWS; do
     w8a8) args+=(--method w8a8 --observer "${a1}${a2:+:$a2}") ;;
     smoothquant) args+=(--method smoothquant --alpha "$a1" --observer "${a2:-minmax}") ;;
     smoothquant-pt) args+=(--method smoothquant --alpha "$a1" --per-token) ;;
+    smoothquant-all) args+=(--method smoothquant --smooth-all --alpha "$a1" --observer "${a2:-minmax}") ;;
     *) echo "unknown row $row" >&2; exit 1 ;;
   esac
   case $m in w8a8|smoothquant*) args+=(--calib "$CALIB" --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}") ;; esac

@@ -1,5 +1,6 @@
-// shrink bench MODEL [-p 128] [-n 64] [-t 1,2] [-r 5] [--json] — prefill and decode
-// speed, time to first token, peak memory, and decode bandwidth use.
+// shrink bench MODEL [-p 128] [-n 64] [-t 1,2] [-r 5] [-d DEPTH] [--kv-cache f32|int8] [--json]
+// — prefill and decode speed (optionally after DEPTH tokens already in the KV
+// cache), time to first token, peak memory, KV-cache size, and decode bandwidth use.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/cpu.h"
 #include "eval/bench.h"
+#include "kernels/attention_q8.h"
 #include "kernels/gemv.h"
 
 namespace shrink::cli {
@@ -16,14 +18,21 @@ struct BenchArgs {
   ModelArgs m;
   eval::BenchOptions o;
   bool json = false;
+  std::string kv = "f32";
 };
 
 void print_table(const ModelFile& f, const eval::BenchResult& r, const eval::BenchOptions& o) {
   std::printf("model: %s (%s)\n", f.path.c_str(), f.config.summary().c_str());
   std::printf("weights %s; decode streams %s/token; cpu %s (gemv %s)\n", human_bytes(double(r.weight_bytes)).c_str(),
               human_bytes(double(r.decode_bytes)).c_str(), cpu_features_str().c_str(), kernels::gemv_isa());
-  std::printf("| threads | pp%d tok/s | tg%d tok/s | TTFT ms | decode GB/s | bandwidth GB/s | of bound |\n", o.n_prompt,
-              o.n_gen);
+  std::printf("KV cache %s%s%s: %s for %d positions (%s/position; a decoded token reads %s of it on average)\n",
+              kv_type_name(o.kv_cache), o.kv_cache == KvType::Int8 ? ", attention " : "",
+              o.kv_cache == KvType::Int8 ? kernels::attention_q8_isa() : "", human_bytes(double(r.kv_cache_bytes)).c_str(),
+              o.depth + o.n_prompt + o.n_gen + 1, human_bytes(double(r.kv_bytes_per_pos)).c_str(),
+              human_bytes(r.kv_decode_bytes).c_str());
+  const std::string at = o.depth > 0 ? " @ d" + std::to_string(o.depth) : "";
+  std::printf("| threads | pp%d%s tok/s | tg%d%s tok/s | TTFT ms | decode GB/s | bandwidth GB/s | of bound |\n",
+              o.n_prompt, at.c_str(), o.n_gen, at.c_str());
   std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& row : r.rows)
     std::printf("| %d | %.1f ± %.1f | %.2f ± %.2f | %.1f | %.2f | %.2f | %.0f%% |\n", row.threads, row.pp_tps, row.pp_sd,
@@ -35,11 +44,15 @@ void print_table(const ModelFile& f, const eval::BenchResult& r, const eval::Ben
 void run_bench(const BenchArgs& a) {
   ModelFile f = open_model(a.m, false);
   Transformer model(f);
-  const eval::BenchResult r = eval::bench(model, a.o);
-  if (!a.json) return print_table(f, r, a.o);
-  nlohmann::json j = {{"model", f.path}, {"config", f.config.summary()}, {"n_prompt", a.o.n_prompt},
-                      {"n_gen", a.o.n_gen}, {"reps", a.o.reps}, {"weight_bytes", r.weight_bytes},
-                      {"decode_bytes_per_token", r.decode_bytes}, {"peak_rss", r.peak_rss},
+  eval::BenchOptions o = a.o;
+  o.kv_cache = parse_kv_type(a.kv);
+  const eval::BenchResult r = eval::bench(model, o);
+  if (!a.json) return print_table(f, r, o);
+  nlohmann::json j = {{"model", f.path}, {"config", f.config.summary()}, {"n_prompt", o.n_prompt},
+                      {"n_gen", o.n_gen}, {"reps", o.reps}, {"depth", o.depth}, {"weight_bytes", r.weight_bytes},
+                      {"decode_bytes_per_token", r.decode_bytes}, {"kv_cache", kv_type_name(o.kv_cache)},
+                      {"kv_cache_bytes", r.kv_cache_bytes}, {"kv_bytes_per_pos", r.kv_bytes_per_pos},
+                      {"kv_decode_bytes_per_token", r.kv_decode_bytes}, {"peak_rss", r.peak_rss},
                       {"cpu", cpu_features_str()}, {"gemv_isa", kernels::gemv_isa()}};
   for (const auto& row : r.rows)
     j["runs"].push_back({{"threads", row.threads}, {"pp_tps", row.pp_tps}, {"pp_sd", row.pp_sd},
@@ -57,6 +70,12 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-p,--n-prompt", a->o.n_prompt, "Prompt tokens to prefill")->capture_default_str();
   cmd->add_option("-n,--n-gen", a->o.n_gen, "Tokens to decode")->capture_default_str();
   cmd->add_option("-r,--reps", a->o.reps, "Repetitions (after one warm-up)")->capture_default_str();
+  cmd->add_option("-d,--depth", a->o.depth, "Tokens already in the KV cache before prefill and decode (filled once, not timed)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kv-cache", a->kv, "KV-cache type: f32 or int8 (per-head int8 codes + f32 scale)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(kv_type_names()));
   cmd->add_option("-t,--threads", a->o.threads, "Thread counts to run, e.g. 1,2")->delimiter(',')->capture_default_str();
   cmd->add_flag("!--no-bandwidth", a->o.measure_bandwidth, "Skip measuring memory bandwidth (saves ~2 s per thread count)");
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");

@@ -18,6 +18,7 @@ struct RunArgs {
   int ctx = 0;
   SamplerOptions s;
   bool quiet_stats = false;
+  std::string kv = "f32";
 };
 
 void run_generate(const RunArgs& a) {
@@ -28,7 +29,7 @@ void run_generate(const RunArgs& a) {
   SHRINK_CHECK(!ids.empty(), "the prompt encodes to no tokens");
   const int ctx = a.ctx > 0 ? a.ctx : std::max<int>(f.config.max_seq_len, 512);
   SHRINK_CHECK(int(ids.size()) < ctx, "the prompt (", ids.size(), " tokens) does not fit the context of ", ctx);
-  KVCache cache = model.new_cache(ctx);
+  KVCache cache = model.new_cache(ctx, parse_kv_type(a.kv));
   Sampler sampler(a.s);
   std::vector<float> logits(f.config.vocab_size);
 
@@ -70,6 +71,9 @@ void add_run(CLI::App& app) {
   cmd->add_option("--top-k", a->s.top_k, "Keep only the k most likely tokens (0 = off)")->capture_default_str();
   cmd->add_option("--top-p", a->s.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", a->s.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--kv-cache", a->kv, "KV-cache type: f32 or int8 (per-head int8 codes + f32 scale)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(kv_type_names()));
   cmd->add_flag("--no-stats", a->quiet_stats, "Do not print speed on stderr");
   cmd->callback([a] { run_generate(*a); });
 }

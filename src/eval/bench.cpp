@@ -19,20 +19,23 @@ void mean_sd(const std::vector<double>& v, double& mean, double& sd) {
   sd = v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0;
 }
 
-BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads, const std::vector<int32_t>& prompt) {
+BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads, const std::vector<int32_t>& tokens,
+                       double kv_decode_bytes) {
   set_num_threads(threads);
   BenchRow row;
   row.threads = threads;
   const int vocab = model.config().vocab_size;
-  KVCache cache = model.new_cache(opt.n_prompt + opt.n_gen + 1);
+  KVCache cache = model.new_cache(opt.depth + opt.n_prompt + opt.n_gen + 1, opt.kv_cache);
   std::vector<float> logits(vocab);
+  if (opt.depth > 0) model.forward(tokens.data(), opt.depth, cache, logits.data(), false);
+  const int32_t* prompt = tokens.data() + opt.depth;
   std::vector<double> pp, tg, ttft;
   for (int r = -1; r < opt.reps; ++r) {  // r = -1 is a warm-up
-    cache.clear();
+    cache.len = opt.depth;  // keep the depth tokens; later positions are overwritten
     const double t0 = now_seconds();
-    model.forward(prompt.data(), opt.n_prompt, cache, logits.data(), false);
+    model.forward(prompt, opt.n_prompt, cache, logits.data(), false);
     const double t1 = now_seconds();
-    int32_t tok = prompt.back();
+    int32_t tok = prompt[opt.n_prompt - 1];
     double t_first = 0;
     for (int i = 0; i < opt.n_gen; ++i) {
       tok = (tok * 7 + 13) % vocab;  // tokens do not matter for speed; avoid argmax cost
@@ -49,23 +52,30 @@ BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads,
   mean_sd(tg, row.tg_tps, row.tg_sd);
   double sd;
   mean_sd(ttft, row.ttft_ms, sd);
-  // Each decoded token streams every weight once plus the KV cache so far
-  // (on average half of the generated context, plus the prompt).
-  const double kv_bytes = 2.0 * 4 * model.config().n_layers * model.config().kv_dim() * (opt.n_prompt + opt.n_gen / 2.0);
-  row.decode_bytes_per_s = row.tg_tps * (double(model.decode_bytes()) + kv_bytes);
+  // Each decoded token streams every weight once plus the KV cache so far.
+  row.decode_bytes_per_s = row.tg_tps * (double(model.decode_bytes()) + kv_decode_bytes);
   return row;
 }
 }  // namespace
 
 BenchResult bench(Transformer& model, const BenchOptions& opt) {
   SHRINK_CHECK(opt.n_prompt > 0 && opt.n_gen > 0 && opt.reps > 0, "bench needs -p, -n and -r > 0");
+  SHRINK_CHECK(opt.depth >= 0, "bench needs a depth >= 0");
   BenchResult res;
   res.weight_bytes = model.weight_bytes();
   res.decode_bytes = model.decode_bytes();
+  {
+    const KVCache probe = model.new_cache(1, opt.kv_cache);
+    res.kv_bytes_per_pos = probe.bytes();
+  }
+  res.kv_cache_bytes = res.kv_bytes_per_pos * (opt.depth + opt.n_prompt + opt.n_gen + 1);
+  // Decoded token i attends over depth + n_prompt + i + 1 positions: on average
+  // depth + n_prompt + (n_gen + 1) / 2.
+  res.kv_decode_bytes = double(res.kv_bytes_per_pos) * (opt.depth + opt.n_prompt + (opt.n_gen + 1) / 2.0);
   std::mt19937 rng(1234);
-  std::vector<int32_t> prompt(opt.n_prompt);
-  for (auto& t : prompt) t = int32_t(rng() % model.config().vocab_size);
-  for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, prompt));
+  std::vector<int32_t> tokens(opt.depth + opt.n_prompt);
+  for (auto& t : tokens) t = int32_t(rng() % model.config().vocab_size);
+  for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, tokens, res.kv_decode_bytes));
   res.peak_rss = peak_rss_bytes();  // before the bandwidth probe's 1 GiB buffer
   if (opt.measure_bandwidth)
     for (auto& row : res.rows) {

@@ -1,7 +1,8 @@
 // Speed measurement of a model: prefill and decode tokens/s (mean ± sd over
 // repetitions), time to first token, peak RSS, weight bytes, and decode
 // bytes/s as a fraction of the machine's measured read bandwidth — the bound
-// for memory-bound decode.
+// for memory-bound decode. `depth` tokens can sit in the KV cache before the
+// measured prefill and decode (llama-bench's -d): attention at long context.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,6 +18,8 @@ struct BenchOptions {
   int reps = 5;
   std::vector<int> threads = {1, 2};
   bool measure_bandwidth = true;
+  int depth = 0;                 // tokens already in the KV cache (filled once per thread count, not timed)
+  KvType kv_cache = KvType::F32;
 };
 
 struct BenchRow {
@@ -31,7 +34,10 @@ struct BenchRow {
 
 struct BenchResult {
   std::vector<BenchRow> rows;
-  int64_t weight_bytes = 0, decode_bytes = 0;
+  int64_t weight_bytes = 0, decode_bytes = 0;  // decode_bytes: weights streamed per token
+  int64_t kv_cache_bytes = 0;     // the KV cache allocated (depth + n_prompt + n_gen positions)
+  int64_t kv_bytes_per_pos = 0;   // KV-cache bytes per position (all layers, K and V)
+  double kv_decode_bytes = 0;     // KV bytes one decoded token reads, on average over the n_gen tokens
   uint64_t peak_rss = 0;
 };
 

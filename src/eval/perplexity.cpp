@@ -55,8 +55,8 @@ PerplexityResult perplexity(Transformer& model, const std::vector<int32_t>& toke
   res.chunks = chunks;
   res.has_base = base != nullptr;
   const double t0 = now_seconds();
-  KVCache cache = model.new_cache(n_ctx);
-  KVCache base_cache = base ? base->new_cache(n_ctx) : KVCache{};
+  KVCache cache = model.new_cache(n_ctx, opt.kv_cache);
+  KVCache base_cache = base ? base->new_cache(n_ctx, opt.base_kv_cache) : KVCache{};
   std::vector<float> logits(size_t(n_ctx) * vocab), base_logits(base ? size_t(n_ctx) * vocab : 0);
   std::vector<int32_t> window(n_ctx);
   std::vector<double> lp, blp;

@@ -7,6 +7,8 @@
 // by BOS; the logits at positions n_ctx/2 .. n_ctx-2 are scored against the
 // next token. PPL = exp(mean NLL); its ± is the standard error propagated
 // through exp. `all_positions` scores positions 0 .. n_ctx-2 instead.
+// The model and the base each get their own KV-cache type, so a model can be
+// compared with itself under an int8 vs an f32 cache.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -21,6 +23,8 @@ struct PerplexityOptions {
   int chunks = -1;  // -1 = all windows
   bool all_positions = false;
   int32_t bos_id = 1;
+  KvType kv_cache = KvType::F32;       // the model's KV cache
+  KvType base_kv_cache = KvType::F32;  // the base model's
 };
 
 struct PerplexityResult {

@@ -120,10 +120,12 @@ void attend_row(const float* qh, const float* k, const float* v, float* oh, floa
   }
 }
 
+}  // namespace
+
 // Prefill: per head, S = Q K^T and O = P V as two GEMMs (the causal mask is
 // applied by limiting each row's softmax to its own prefix).
-void attend_head_gemm(const float* q, const float* k, const float* v, float* out, float* S, int64_t n_tokens,
-                      int64_t pos0, int64_t q_stride, int64_t kv_stride, int64_t head_dim, float scale) {
+void attention_head_gemm(const float* q, const float* k, const float* v, float* out, float* S, int64_t n_tokens,
+                         int64_t pos0, int64_t q_stride, int64_t kv_stride, int64_t head_dim, float scale) {
   const int64_t L = pos0 + n_tokens;
   dnnl_sgemm('N', 'T', n_tokens, L, head_dim, scale, q, q_stride, k, kv_stride, 0.0f, S, L);
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -135,12 +137,10 @@ void attend_head_gemm(const float* q, const float* k, const float* v, float* out
   dnnl_sgemm('N', 'N', n_tokens, head_dim, L, 1.0f, S, L, v, kv_stride, 0.0f, out, q_stride);
 }
 
-}  // namespace
-
 void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens, int64_t pos0,
-               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
+               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t pos_stride, int64_t head_stride) {
   const int64_t group = n_heads / n_kv_heads;
-  const int64_t kv_stride = n_kv_heads * head_dim, q_stride = n_heads * head_dim;
+  const int64_t q_stride = n_heads * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
   const int64_t L = pos0 + n_tokens;
   // Threads only pay off when there is real work (decode of a tiny model has none).
@@ -151,8 +151,8 @@ void attention(const float* q, const float* k, const float* v, float* out, int64
       std::vector<float> S(static_cast<size_t>(n_tokens * L));
 #pragma omp for schedule(static)
       for (int64_t h = 0; h < n_heads; ++h)
-        attend_head_gemm(q + h * head_dim, k + (h / group) * head_dim, v + (h / group) * head_dim, out + h * head_dim,
-                         S.data(), n_tokens, pos0, q_stride, kv_stride, head_dim, scale);
+        attention_head_gemm(q + h * head_dim, k + (h / group) * head_stride, v + (h / group) * head_stride,
+                            out + h * head_dim, S.data(), n_tokens, pos0, q_stride, pos_stride, head_dim, scale);
     }
     return;
   }
@@ -162,8 +162,8 @@ void attention(const float* q, const float* k, const float* v, float* out, int64
 #pragma omp for collapse(2) schedule(static)
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int64_t h = 0; h < n_heads; ++h)
-        attend_row(q + (t * n_heads + h) * head_dim, k + (h / group) * head_dim, v + (h / group) * head_dim,
-                   out + (t * n_heads + h) * head_dim, scores.data(), pos0 + t + 1, kv_stride, head_dim, scale);
+        attend_row(q + (t * n_heads + h) * head_dim, k + (h / group) * head_stride, v + (h / group) * head_stride,
+                   out + (t * n_heads + h) * head_dim, scores.data(), pos0 + t + 1, pos_stride, head_dim, scale);
   }
 }
 

@@ -26,10 +26,24 @@ void softmax(float* x, int64_t n);                        // in place, numerical
 double log_softmax_at(const float* x, int64_t n, int64_t target);
 
 // Causal multi-head attention with grouped KV heads.
-//   q   [n_tokens x n_heads x head_dim], the queries of positions pos0 .. pos0+n_tokens-1
-//   k,v [cache_len x n_kv_heads x head_dim], keys/values of positions 0 .. pos0+n_tokens-1
-//   out [n_tokens x n_heads x head_dim]
+//   q     [n_tokens x n_heads x head_dim], the queries of positions pos0 .. pos0+n_tokens-1
+//   k, v  keys/values of positions 0 .. pos0+n_tokens-1: position j of KV head h
+//         starts at k[h * head_stride + j * pos_stride] (head_dim floats)
+//   out   [n_tokens x n_heads x head_dim]
+// KV-head-major storage (pos_stride = head_dim, head_stride >= cache_len * head_dim)
+// streams each head's keys contiguously, which decode at long context needs.
 void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens, int64_t pos0,
-               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim);
+               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t pos_stride, int64_t head_stride);
+// The same over position-major k, v [cache_len x n_kv_heads x head_dim].
+inline void attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens, int64_t pos0,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
+  attention(q, k, v, out, n_tokens, pos0, n_heads, n_kv_heads, head_dim, n_kv_heads * head_dim, head_dim);
+}
+
+// One head of the above as two GEMMs (prefill): S = scale * Q K^T, row t
+// softmaxed over its causal prefix 0 .. pos0+t, then out = S V. q/out rows
+// are q_stride apart, k/v rows kv_stride apart; S is n_tokens x (pos0+n_tokens) scratch.
+void attention_head_gemm(const float* q, const float* k, const float* v, float* out, float* S, int64_t n_tokens,
+                         int64_t pos0, int64_t q_stride, int64_t kv_stride, int64_t head_dim, float scale);
 
 }  // namespace shrink::kernels

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/attention_q8.h"
 #include "kernels/ops.h"
 #include "model/group_weight.h"
 
@@ -101,13 +102,61 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
   if (!cfg_.tied_embeddings) put(output_);
 }
 
-KVCache Transformer::new_cache(int max_len) const {
+const char* kv_type_name(KvType t) { return t == KvType::Int8 ? "int8" : "f32"; }
+
+std::vector<std::string> kv_type_names() { return {"f32", "int8"}; }
+
+KvType parse_kv_type(const std::string& name) {
+  if (name == "f32") return KvType::F32;
+  if (name == "int8") return KvType::Int8;
+  fail("unknown KV-cache type '", name, "' (known: f32, int8)");
+}
+
+void KVCache::store(int layer, int pos, int n, const float* ks, const float* vs, int64_t stride) {
+  SHRINK_CHECK(layer >= 0 && layer < n_layers && pos >= 0 && n >= 0 && pos + n <= max_len, "KV cache store of ", n,
+               " tokens at position ", pos, " of layer ", layer, " is outside the cache (", n_layers, " layers x ",
+               max_len, ")");
+  const int64_t panel = int64_t(max_len) * head_dim;
+  for (int t = 0; t < n; ++t) {
+    for (int h = 0; h < n_kv_heads; ++h) {
+      const float* kx = ks + t * stride + int64_t(h) * head_dim;
+      const float* vx = vs + t * stride + int64_t(h) * head_dim;
+      const int64_t at = layer_offset(layer) + h * panel + int64_t(pos + t) * head_dim;
+      if (type == KvType::F32) {
+        std::memcpy(k.data() + at, kx, sizeof(float) * head_dim);
+        std::memcpy(v.data() + at, vx, sizeof(float) * head_dim);
+      } else {
+        const int64_t s = layer_scale_offset(layer) + int64_t(h) * max_len + pos + t;
+        kernels::quantize_rows_q8(kx, qk.data() + at, sk.data() + s, 1, head_dim);
+        kernels::quantize_rows_q8(vx, qv.data() + at, sv.data() + s, 1, head_dim);
+      }
+    }
+  }
+}
+
+int64_t KVCache::bytes() const {
+  return int64_t(k.size() + v.size() + sk.size() + sv.size()) * 4 + int64_t(qk.size() + qv.size());
+}
+
+KVCache Transformer::new_cache(int max_len, KvType type) const {
+  SHRINK_CHECK(max_len > 0, "KV cache of ", max_len, " positions");
   KVCache c;
   c.n_layers = cfg_.n_layers;
   c.max_len = max_len;
   c.kv_dim = cfg_.kv_dim();
-  c.k.assign(size_t(c.n_layers) * max_len * c.kv_dim, 0.0f);
-  c.v.assign(size_t(c.n_layers) * max_len * c.kv_dim, 0.0f);
+  c.n_kv_heads = cfg_.n_kv_heads;
+  c.head_dim = cfg_.head_dim;
+  c.type = type;
+  const size_t n = size_t(c.n_layers) * max_len;
+  if (type == KvType::F32) {
+    c.k.assign(n * c.kv_dim, 0.0f);
+    c.v.assign(n * c.kv_dim, 0.0f);
+  } else {
+    c.qk.assign(n * c.kv_dim, 0);
+    c.qv.assign(n * c.kv_dim, 0);
+    c.sk.assign(n * c.n_kv_heads, 0.0f);
+    c.sv.assign(n * c.n_kv_heads, 0.0f);
+  }
   return c;
 }
 
@@ -184,24 +233,31 @@ void Transformer::attention_llama(Block& b, int layer, int n, KVCache& cache, co
   const bool inter = cfg_.rope_style == RopeStyle::Interleaved;
   kernels::rope(q_.data(), n, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
   kernels::rope(k_.data(), n, cfg_.n_kv_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
-  std::memcpy(cache.k_at(layer, pos0), k_.data(), sizeof(float) * n * cfg_.kv_dim());
-  std::memcpy(cache.v_at(layer, pos0), v_.data(), sizeof(float) * n * cfg_.kv_dim());
-  kernels::attention(q_.data(), cache.k_at(layer, 0), cache.v_at(layer, 0), att_.data(), n, pos0, cfg_.n_heads,
-                     cfg_.n_kv_heads, cfg_.head_dim);
+  cache.store(layer, pos0, n, k_.data(), v_.data(), cfg_.kv_dim());
+  attend(layer, n, cache);
 }
 
 void Transformer::attention_gpt2(Block& b, int layer, int n, KVCache& cache) {
   const int pos0 = cache.len;
   const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), row = qd + 2 * kvd;
   run(b.wqkv, xn_.data(), qkv_.data(), n);
-  for (int t = 0; t < n; ++t) {
-    const float* r = qkv_.data() + t * row;
-    std::memcpy(q_.data() + t * qd, r, sizeof(float) * qd);
-    std::memcpy(cache.k_at(layer, pos0 + t), r + qd, sizeof(float) * kvd);
-    std::memcpy(cache.v_at(layer, pos0 + t), r + qd + kvd, sizeof(float) * kvd);
+  for (int t = 0; t < n; ++t) std::memcpy(q_.data() + t * qd, qkv_.data() + t * row, sizeof(float) * qd);
+  cache.store(layer, pos0, n, qkv_.data() + qd, qkv_.data() + qd + kvd, row);
+  attend(layer, n, cache);
+}
+
+void Transformer::attend(int layer, int n, KVCache& cache) {
+  const int pos0 = cache.len;
+  const int64_t off = cache.layer_offset(layer), cap = cache.max_len;
+  if (cache.type == KvType::F32) {
+    kernels::attention(q_.data(), cache.k.data() + off, cache.v.data() + off, att_.data(), n, pos0, cfg_.n_heads,
+                       cfg_.n_kv_heads, cfg_.head_dim, cfg_.head_dim, cap * cfg_.head_dim);
+  } else {
+    const int64_t soff = cache.layer_scale_offset(layer);
+    kernels::attention_q8(q_.data(), cache.qk.data() + off, cache.sk.data() + soff, cache.qv.data() + off,
+                          cache.sv.data() + soff, att_.data(), n, pos0, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim,
+                          cap);
   }
-  kernels::attention(q_.data(), cache.k_at(layer, 0), cache.v_at(layer, 0), att_.data(), n, pos0, cfg_.n_heads,
-                     cfg_.n_kv_heads, cfg_.head_dim);
 }
 
 void Transformer::ffn(Block& b, int n) {
@@ -218,6 +274,8 @@ void Transformer::ffn(Block& b, int n) {
 }
 
 void Transformer::forward_block(int layer, float* x, int n, KVCache& cache) {
+  SHRINK_CHECK(cache.n_layers == cfg_.n_layers && cache.n_kv_heads == cfg_.n_kv_heads && cache.head_dim == cfg_.head_dim,
+               "the KV cache was made for another model shape");
   SHRINK_CHECK(cache.len + n <= cache.max_len, "context overflow: ", cache.len, " + ", n, " tokens exceed the cache of ",
                cache.max_len);
   reserve(n);

@@ -13,14 +13,34 @@
 
 namespace shrink {
 
-// Keys and values of every layer for positions 0 .. len-1.
+// How a KV cache stores keys and values: f32, or int8 codes with one f32 scale
+// per (position, KV head) (symmetric absmax/127; kernels/attention_q8.h).
+enum class KvType : uint8_t { F32, Int8 };
+const char* kv_type_name(KvType t);             // "f32", "int8"
+KvType parse_kv_type(const std::string& name);  // throws, listing the names, on an unknown one
+std::vector<std::string> kv_type_names();
+
+// Keys and values of every layer for positions 0 .. len-1, KV-head-major: each
+// (layer, KV head) is one [max_len x head_dim] panel, so decode streams a
+// head's keys front to back. Attention always reads them from here, so with an
+// int8 cache the new tokens' own keys and values are the quantized ones too
+// (prefill and decode see the same numbers).
 struct KVCache {
-  int n_layers = 0, max_len = 0, kv_dim = 0;
+  int n_layers = 0, max_len = 0, kv_dim = 0, n_kv_heads = 0, head_dim = 0;
+  KvType type = KvType::F32;
   int len = 0;  // positions filled
-  std::vector<float> k, v;  // [layer][pos][kv_dim]
-  float* k_at(int layer, int pos) { return k.data() + (int64_t(layer) * max_len + pos) * kv_dim; }
-  float* v_at(int layer, int pos) { return v.data() + (int64_t(layer) * max_len + pos) * kv_dim; }
-  int64_t bytes() const { return int64_t(k.size() + v.size()) * 4; }
+  std::vector<float> k, v;     // F32:  [layer][kv head][pos][head_dim]
+  std::vector<int8_t> qk, qv;  // Int8: codes  [layer][kv head][pos][head_dim]
+  std::vector<float> sk, sv;   //       scales [layer][kv head][pos]
+  // Offset of a layer's values (k, v, qk, qv) and of its scales (sk, sv).
+  int64_t layer_offset(int layer) const { return int64_t(layer) * max_len * kv_dim; }
+  int64_t layer_scale_offset(int layer) const { return int64_t(layer) * max_len * n_kv_heads; }
+  // Writes n tokens' keys and values (token t's at k + t * stride, v + t * stride;
+  // kv_dim floats each, heads one after another) at positions pos .. pos+n-1
+  // of `layer`: copied, or quantized.
+  void store(int layer, int pos, int n, const float* k, const float* v, int64_t stride);
+  int64_t bytes() const;  // allocated bytes (codes + scales for int8)
+  int64_t bytes_per_pos() const { return max_len ? bytes() / max_len : 0; }  // all layers, K and V
   void clear() { len = 0; }
 };
 
@@ -37,7 +57,7 @@ class Transformer {
   explicit Transformer(const ModelFile& m);
 
   const ModelConfig& config() const { return cfg_; }
-  KVCache new_cache(int max_len) const;
+  KVCache new_cache(int max_len, KvType type = KvType::F32) const;
   // Runs tokens[0..n) at positions cache.len .. cache.len+n-1 and appends
   // their keys/values. Writes logits [n x vocab] if all_logits, else the last
   // token's [vocab].
@@ -74,6 +94,7 @@ class Transformer {
  private:
   void attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos);
   void attention_gpt2(Block& b, int layer, int n, KVCache& cache);
+  void attend(int layer, int n, KVCache& cache);  // q_ against the cache -> att_
   void ffn(Block& b, int n);
   void norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const;
   void run(const Linear& l, const float* x, float* y, int n);

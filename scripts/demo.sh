@@ -45,6 +45,37 @@ PY
   done
 }
 
+# One row per activation-quantization method (W8A8, measured in place: W8A8
+# models are not saved yet) and for the int8 KV cache.
+act_rows() {  # model text calib ctx chunks
+  local model=$1 text=$2 calib=$3 ctx=$4 chunks=$5
+  echo
+  echo "| method | weights / activations | bits/weight (linears) | PPL | KLD vs original | top-1 | decode tok/s (1 thread) |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for row in "dynamic" "w8a8 --observer percentile" "smoothquant --smooth-all --observer percentile" "llm-int8"; do
+    local m=${row%% *} r="$OUT/act-${row// /_}.json" cal=()
+    case $m in w8a8|smoothquant) cal=(--calib "$calib" --calib-tokens 4096 --seq-len 128) ;; esac
+    # shellcheck disable=SC2086
+    $S quantize "$model" --method $row "${cal[@]}" --ppl "$text" --ctx "$ctx" --chunks "$chunks" --bench \
+      --report "$r" >/dev/null 2>"$OUT/act-$m.log" || { echo "| $row | failed: $(tail -1 "$OUT/act-$m.log") |"; continue; }
+    python3 - "$r" "$row" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); e = j["evals"][0]
+print(f'| {sys.argv[2]} | int8 / {j["target"]} | {j["linear_bits_per_weight"]:.2f} | '
+      f'{e["ppl"]:.4f} (original {e["base_ppl"]:.4f}) | {e["kld"]:.5f} | {100 * e["top1"]:.2f}% | {j["bench"]["tg_tps"]:.1f} |')
+PY
+  done
+  $S eval "$model" --ppl "$text" --ctx "$ctx" --chunks "$chunks" --kv-cache int8 --base "$model" --json "$OUT/kv-int8.eval.json" >/dev/null 2>"$OUT/kv-int8.log"
+  $S bench "$model" -p 16 -n 32 -r 3 -t 1 --no-bandwidth --kv-cache int8 --json >"$OUT/kv-int8.bench.json"
+  python3 - "$OUT/kv-int8.eval.json" "$OUT/kv-int8.bench.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+tg = b["runs"][0]["tg_tps"] if "runs" in b else b.get("tg_tps", 0)
+print(f'| int8 KV cache | original / f32, cache int8 | - | {e["ppl"]:.4f} (original {e["base_ppl"]:.4f}) | '
+      f'{e["kld"]:.5f} | {100 * e["top1_agreement"]:.2f}% | {tg:.1f} |')
+PY
+}
+
 echo
 echo "| model | weights | PPL (llama.cpp protocol) | prefill tok/s (1 thread) | decode tok/s (1 thread) |"
 echo "|---|---:|---:|---:|---:|"
@@ -60,6 +91,7 @@ if [ -f "$SHARED/assets/models/stories260K/stories260K.bin" ]; then
   zcat "$SHARED/assets/text/gutenberg/train.txt.gz" | head -c 300000 >"$CALIB" || true
   quant_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20 q4_0
   echo "(stories260K's ffn_down rows are 172 long, which no 32-block fits: those stay F16, as llama.cpp cannot quantize it.)"
+  act_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20
   echo
   $S run "$SHARED/assets/models/stories260K/stories260K.bin" -p "Once upon a time" -n 40 --no-stats
 else
@@ -68,4 +100,5 @@ else
   $S init --preset tiny -o "$OUT/tiny-random.gguf" 2>/dev/null
   report_row tiny-random "$OUT/tiny-random.gguf" data/demo.txt 64 -1
   quant_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1 q4_0
+  act_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1
 fi

@@ -18,6 +18,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "eval/bench.h"
 #include "eval/perplexity.h"
 #include "io/imatrix.h"
 
@@ -30,7 +31,7 @@ struct QuantizeArgs {
   std::string method = "rtn", type, preset, head_type, embed_type, calib_file, imatrix_file, out, report;
   std::string observer = "minmax";  // W8A8 static activation ranges
   float alpha = 0.5f, outlier_threshold = 6.0f;
-  bool per_token = false, smooth_all = false;
+  bool per_token = false, smooth_all = false, speed = false;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
@@ -95,6 +96,16 @@ nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& 
               r.ppl_err, r.base_ppl, r.kld, r.kld_err, 100 * r.top1);
   return {{"text", text}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
           {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
+}
+
+// --bench: prefill and decode tokens/s of the quantized model in this process
+// (1 thread, 16-token prompt, 32 decoded, mean of 3 repetitions): the speed of what
+// cannot be saved (W8A8) and a quick figure for what can.
+nlohmann::json quick_bench(Transformer& model) {
+  eval::BenchOptions bo;
+  bo.n_prompt = 16, bo.n_gen = 32, bo.reps = 3, bo.threads = {1}, bo.measure_bandwidth = false;
+  const eval::BenchResult r = eval::bench(model, bo);
+  return {{"threads", 1}, {"pp_tps", r.rows[0].pp_tps}, {"tg_tps", r.rows[0].tg_tps}, {"weight_bytes", r.weight_bytes}};
 }
 
 // What to quantize into: a preset (llama-quantize recipe) or --type/--bits,
@@ -173,7 +184,8 @@ nlohmann::json allocate(const QuantizeArgs& a, Transformer& model, const calib::
 
 // W8A8 methods: every block Linear becomes int8 x int8 (model/int8_weight.h).
 void run_activation_quant(const QuantizeArgs& a) {
-  SHRINK_CHECK(a.out.empty(), "-o ", a.out, ": W8A8 models cannot be saved yet; measure them in place with --ppl");
+  SHRINK_CHECK(a.out.empty(), "-o ", a.out, ": W8A8 models cannot be saved yet; measure them in place with --ppl and --bench");
+  SHRINK_CHECK(!a.ppl_files.empty() || a.speed, "nothing to do: W8A8 models are measured in place: give --ppl TEXT and/or --bench");
   SHRINK_CHECK(a.type.empty() && a.preset.empty() && a.bits == 0 && a.target_bpw == 0,
                "--method ", a.method, " is int8 weights and activations: --type/--bits/--preset/--target-bpw do not apply");
   actquant::ActQuantOptions opt;
@@ -222,6 +234,7 @@ void run_activation_quant(const QuantizeArgs& a) {
     Transformer base(f);
     for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
   }
+  if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
   if (!a.report.empty()) write_text_file(a.report, j.dump(2) + "\n");
 }
@@ -229,7 +242,7 @@ void run_activation_quant(const QuantizeArgs& a) {
 void run_quantize(const QuantizeArgs& a) {
   if (actquant::is_activation_method(a.method)) return run_activation_quant(a);
   const double t0 = now_seconds();
-  SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty(), "nothing to do: give -o OUT.gguf and/or --ppl TEXT");
+  SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty() || a.speed, "nothing to do: give -o OUT, --ppl TEXT and/or --bench");
   ModelFile f = open_model(a.m, a.method != "rtn" || a.target_bpw > 0 || !a.ppl_files.empty());  // tokenizer
   Transformer model(f);
   quant::QuantizeOptions opt = make_options(a, model);
@@ -286,6 +299,7 @@ void run_quantize(const QuantizeArgs& a) {
     Transformer base(f);  // the original weights: f is untouched by quantization
     for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
   }
+  if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
   const std::string report = !a.report.empty() ? a.report
                              : a.out.empty()    ? ""
@@ -359,6 +373,9 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--ppl", a->ppl_files,
                   "After quantizing, measure perplexity, KLD and top-1 vs the original on this text (repeatable)")
       ->check(CLI::ExistingFile);
+  cmd->add_flag("--bench", a->speed,
+                "After quantizing, measure prefill and decode tokens/s in this process (1 thread, 16 + 32 tokens, "
+                "mean of 3; \"bench\" in the report)");
   cmd->add_option("-c,--ctx", a->p.n_ctx, "--ppl window length")->capture_default_str();
   cmd->add_option("--chunks", a->p.chunks, "--ppl: first K windows only (-1 = all)")->capture_default_str();
   cmd->callback([a] { run_quantize(*a); });

@@ -21,6 +21,7 @@
 #include "core/tensor.h"
 #include "kernels/gemv.h"
 #include "kernels/gemv_simd.h"
+#include "test_util.h"
 
 namespace shrink::kernels {
 namespace {
@@ -189,28 +190,7 @@ TEST(GemvDispatch, InsideParallelRegion) {
     for (int64_t r = 0; r < p.rows; ++r) ASSERT_NEAR(g[r], ref[r], tol[r]);
 }
 
-// Memory of `bytes` ending exactly where an inaccessible page starts, so any
-// load past the end faults.
-class GuardedBuffer {
- public:
-  explicit GuardedBuffer(size_t bytes) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    span_ = (bytes + page - 1) / page * page + page;
-    base_ = static_cast<char*>(mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (base_ == MAP_FAILED) std::abort();
-    mprotect(base_ + span_ - page, page, PROT_NONE);
-    data_ = base_ + span_ - page - bytes;
-  }
-  ~GuardedBuffer() { munmap(base_, span_); }
-  GuardedBuffer(const GuardedBuffer&) = delete;
-  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
-  char* data() const { return data_; }
-
- private:
-  char* base_;
-  char* data_;
-  size_t span_;
-};
+using test::GuardedBuffer;
 
 TEST(GemvKernels, NoReadsPastEndOfWeightsOrActivations) {
   std::vector<std::pair<const char*, GemvFn>> fns = {{"gemv", gemv}};

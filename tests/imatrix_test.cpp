@@ -356,21 +356,8 @@ TEST(Imatrix, MatchesCollectImportance) {
 
 // ------------------------------------------------------------------ CLI
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-CliResult run_shrink(const std::string& args) {
-  FILE* p = popen((std::string(SHRINK_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  CliResult r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using test::CliResult;
+using test::run_shrink;
 
 TEST(Imatrix, CliWritesBothFormats) {
   const std::string dir = test::temp_dir("imx_cli");

@@ -350,22 +350,8 @@ TEST(KvCache, Int8PrefillEqualsDecode) {
 }
 
 // The shrink binary's --kv-cache on run/eval/bench, on a random "tiny" model.
-struct Cmd {
-  int code;
-  std::string out;
-};
-Cmd shrink_cmd(const std::string& args, bool merge_stderr) {
-  const std::string cmd = std::string(SHRINK_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  Cmd r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Cmd = test::CliResult;
+Cmd shrink_cmd(const std::string& args, bool merge_stderr) { return test::run_shrink(args, merge_stderr); }
 
 TEST(KvCache, CliOption) {
   const std::string dir = test::temp_dir("kv_cli");

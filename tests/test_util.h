@@ -39,6 +39,11 @@ inline std::string temp_dir(const std::string& name) {
   const std::string var = ::shrink::test::asset(rel);                                           \
   if (var.empty()) GTEST_SKIP() << "needs ../shared/assets/" << (rel) << " (not present: skipped)"
 
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -83,4 +88,46 @@ inline std::vector<int32_t> random_tokens(int n, uint32_t seed) {
   for (int i = 1; i < n; ++i) t[i] = 3 + int32_t(rng() % 500);
   return t;
 }
+#ifdef SHRINK_BINARY
+struct CliResult {
+  int code;         // exit status (128 + signal when killed)
+  std::string out;  // stdout (+ stderr when merged)
+};
+// Runs the shrink binary with `args` (shell syntax).
+inline CliResult run_shrink(const std::string& args, bool merge_stderr = true) {
+  const std::string cmd = std::string(SHRINK_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  CliResult r{-1, ""};
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+#endif
+
+// Memory of `bytes` ending exactly where an inaccessible page starts, so any
+// load past the end faults (kernel tail tests).
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t bytes) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    span_ = (bytes + page - 1) / page * page + page;
+    base_ = static_cast<char*>(mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED) std::abort();
+    mprotect(base_ + span_ - page, page, PROT_NONE);
+    data_ = base_ + span_ - page - bytes;
+  }
+  ~GuardedBuffer() { munmap(base_, span_); }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  char* data() const { return data_; }
+
+ private:
+  char* base_;
+  char* data_;
+  size_t span_;
+};
 }  // namespace shrink::test

@@ -313,8 +313,10 @@ void run_quantize(const QuantizeArgs& a) {
 void add_quantize(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   auto* cmd = app.add_subcommand("quantize",
-                                 "Quantize weights (RTN, importance-weighted RTN, GPTQ, AWQ) into ggml block types or "
-                                 "group formats; writes a GGUF and a JSON report beside it");
+                                 "Quantize weights (RTN, importance-weighted RTN, GPTQ, AWQ, OneBit) into ggml block types "
+                                 "or group formats, writing a GGUF or HF directory and a JSON report beside it; or weights "
+                                 "and activations to int8 (W8A8: dynamic, static with an observer, SmoothQuant, LLM.int8()), "
+                                 "measured in place");
   add_model_args(cmd, a->m);
   cmd->add_option("--method", a->method,
                   "Weights only: rtn | imatrix | gptq | awq | onebit (= SVID sign + rank-1 scales; --type "

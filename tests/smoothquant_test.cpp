@@ -53,10 +53,12 @@ TEST(SmoothQuant, FoldedModelComputesTheSameFunction) {
       for (uint32_t s = 0; s < 4; ++s) calib.seqs.push_back(test::random_tokens(32, 50 + s));
       actquant::SmoothOptions opt;
       opt.all_groups = all;
+      opt.search_alpha = all;  // the searched alphas must fold as exactly as a given one
       const auto groups = actquant::smooth_model(smoothed, calib, opt);
       // The norm-fed attention and MLP inputs; with all_groups also down (llama: o's v is
       // shared by GQA in "tiny") or o (GPT-2: down comes through GELU).
       ASSERT_EQ(groups.size(), (all ? 3u : 2u) * f.config.n_layers) << preset;
+      for (const auto& g : groups) EXPECT_TRUE(all ? g.alpha > 0 && g.alpha < 1 : g.alpha == 0.5f) << g.first;
       for (const auto& g : groups)
         if (g.first.find("down") == std::string::npos && g.first.find("output") == std::string::npos) {
           EXPECT_LT(g.act_max_after, 0.5f * g.act_max_before) << preset << " " << g.first;

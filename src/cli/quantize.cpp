@@ -31,7 +31,7 @@ struct QuantizeArgs {
   std::string method = "rtn", type, preset, head_type, embed_type, calib_file, imatrix_file, out, report;
   std::string observer = "minmax";  // W8A8 static activation ranges
   float alpha = 0.5f, outlier_threshold = 6.0f;
-  bool per_token = false, smooth_all = false, speed = false;
+  bool per_token = false, smooth_all = false, search_alpha = false, speed = false;
   std::vector<std::string> ppl_files;
   int bits = 0;
   int64_t group = 128;
@@ -193,6 +193,7 @@ void run_activation_quant(const QuantizeArgs& a) {
   opt.observer = actquant::parse_observer(a.observer);
   opt.alpha = a.alpha, opt.per_token = a.per_token, opt.outlier_threshold = a.outlier_threshold;
   opt.smooth_all = a.smooth_all;
+  opt.search_alpha = a.search_alpha;
   ModelFile f = open_model(a.m, true);
   Transformer model(f);
   calib::CalibSet calib;
@@ -216,7 +217,8 @@ void run_activation_quant(const QuantizeArgs& a) {
     j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
     if (!(a.method == "smoothquant" && a.per_token)) j["observer"] = actquant::observer_name(opt.observer);
   }
-  if (a.method == "smoothquant") j["alpha"] = a.alpha, j["per_token"] = a.per_token, j["smooth_all"] = a.smooth_all;
+  if (a.method == "smoothquant") j["alpha"] = a.alpha, j["per_token"] = a.per_token, j["smooth_all"] = a.smooth_all,
+                                    j["alpha_search"] = a.search_alpha;
   if (a.method == "llm-int8") j["outlier_threshold"] = a.outlier_threshold;
   for (const auto& l : rep.layers) {
     params += l.rows * l.cols, bytes += l.bytes;
@@ -226,8 +228,8 @@ void run_activation_quant(const QuantizeArgs& a) {
     j["layers"].push_back(row);
   }
   for (const auto& g : rep.smoothed)
-    j["smoothed"].push_back({{"group", g.first}, {"act_max_before", g.act_max_before}, {"act_max_after", g.act_max_after},
-                             {"s_min", g.s_min}, {"s_max", g.s_max}});
+    j["smoothed"].push_back({{"group", g.first}, {"alpha", g.alpha}, {"act_max_before", g.act_max_before},
+                             {"act_max_after", g.act_max_after}, {"s_min", g.s_min}, {"s_max", g.s_max}});
   j["linear_params"] = params, j["linear_bytes"] = bytes, j["linear_bits_per_weight"] = 8.0 * bytes / double(params);
   j["target"] = a.method == "llm-int8" ? "int8 + f32 outliers" : a.method == "dynamic" || a.per_token ? "w8a8 per-token" : "w8a8 static";
   if (!a.ppl_files.empty()) {
@@ -331,6 +333,8 @@ void add_quantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--alpha", a->alpha, "SmoothQuant migration strength in [0, 1]")->capture_default_str();
   cmd->add_flag("--per-token", a->per_token, "SmoothQuant: per-token activation scales instead of static ones");
+  cmd->add_flag("--alpha-search", a->search_alpha,
+                "SmoothQuant: choose alpha per group (0.05..0.95) for the least W8A8 output error on calibration rows");
   cmd->add_flag("--smooth-all", a->smooth_all,
                 "SmoothQuant: also smooth the inputs of o (into v) and down (into up), not only the norm-fed q/k/v "
                 "and gate/up as the paper does");

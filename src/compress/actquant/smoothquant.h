@@ -19,6 +19,13 @@ struct SmoothOptions {
   // Beyond the paper: also smooth o (folded into v's rows) and down (into up's
   // rows), whose inputs are not norm outputs, where the architecture allows.
   bool all_groups = false;
+  // Search alpha per group on a grid (0.05, 0.15, ..., 0.95) for the least
+  // output error of the group's Linears under W8A8 rounding (per-channel int8
+  // weights, one absmax activation scale per tensor) on sampled calibration
+  // rows, instead of one alpha for the whole model. The issue's "optionally
+  // searched per layer"; the paper picks one alpha per model by hand.
+  bool search_alpha = false;
+  int64_t sample_rows = 2048;
 };
 
 struct SmoothedGroup {
@@ -26,6 +33,7 @@ struct SmoothedGroup {
   float act_max_before = 0;  // max over channels of max|X_j|
   float act_max_after = 0;   // ... of max|X_j| / s_j
   float s_min = 0, s_max = 0;
+  float alpha = 0;  // the alpha used (searched or given)
 };
 
 // Smooths every norm-fed group of every block, in place (their weights

@@ -93,6 +93,7 @@ ActQuantReport quantize_activations(Transformer& model, const calib::CalibSet& c
     SmoothOptions so;
     so.alpha = opt.alpha;
     so.all_groups = opt.smooth_all;
+    so.search_alpha = opt.search_alpha;
     rep.smoothed = smooth_model(model, calib, so, dopt);
   }
   if (opt.method == "dynamic" || (opt.method == "smoothquant" && opt.per_token)) {

@@ -26,6 +26,7 @@ struct ActQuantOptions {
   bool per_token = false;       // smoothquant: per-token activation scales instead of static ones
   float alpha = 0.5f;           // smoothquant migration strength
   bool smooth_all = false;      // smoothquant: also o and down (SmoothOptions::all_groups)
+  bool search_alpha = false;    // smoothquant: alpha per group (SmoothOptions::search_alpha)
   float outlier_threshold = 6.0f;  // llm-int8
 };
 

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/tensor.h"
@@ -11,6 +12,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/gemv_simd.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
@@ -47,14 +49,6 @@ WidenFn pick_widen() {
   const GemvFn g = pick_gemv();
   return g == gemv_rows_avx512 ? widen_avx512 : g == gemv_rows_avx2 ? widen_avx2 : convert_to_f32;
 }
-
-// Below this many weight bytes gemv runs on the calling thread: waking the
-// OpenMP team costs a few microseconds, more than streaming a matrix of this
-// size from cache takes (measured with bench/gemv_bench.cpp, BM_GemvSmall).
-constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
-// Thread slabs are whole multiples of this many rows: 16 f32 outputs are one
-// cache line of y, so threads never write to the same line.
-constexpr int64_t kRowAlign = 16;
 }  // namespace
 
 void gemv_ref(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
@@ -76,26 +70,15 @@ void gemv_threads(DType wtype, const void* W, const float* x, float* y, int64_t 
                "gemv: unsupported weight type ", dtype_name(wtype));
   if (rows <= 0) return;
   const int64_t esz = dtype_traits(wtype).block_bytes;
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
-  if (nt <= 1) return fn(wtype, W, x, y, rows, cols);
-  // One contiguous slab of rows per thread (a static schedule in one piece):
-  // each thread streams its part of W front to back, which is what the
-  // hardware prefetchers handle best, and calls the row kernel once.
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = blocks * t / n * kRowAlign;
-    const int64_t r1 = std::min(rows, blocks * (t + 1) / n * kRowAlign);
-    if (r1 > r0) fn(wtype, static_cast<const char*>(W) + r0 * cols * esz, x, y + r0, r1 - r0, cols);
-  }
+  // One slab per thread (row_slabs.h), the row kernel called once on it.
+  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
+    fn(wtype, static_cast<const char*>(W) + r0 * cols * esz, x, y + r0, r1 - r0, cols);
+  });
 }
 
 void gemv(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
   const int64_t bytes = rows * cols * (wtype == DType::F32 ? 4 : 2);
-  // Nested inside another parallel region the team would be serialised anyway.
-  const int nt = omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
-  gemv_threads(wtype, W, x, y, rows, cols, nt);
+  gemv_threads(wtype, W, x, y, rows, cols, decode_threads(bytes));
 }
 
 void widen_to_f32(DType wtype, const void* src, float* dst, int64_t n) {
@@ -123,21 +106,16 @@ void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int
   // panel, and the widening is parallel too.
   const int64_t esz = dtype_traits(wtype).block_bytes;
   const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
-  bool ok = true;
-#pragma omp parallel num_threads(nt) reduction(&& : ok)
-  {
-    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t r_begin = blocks * t / team * kRowAlign;
-    const int64_t r_end = std::min(rows, blocks * (t + 1) / team * kRowAlign);
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, std::max<int64_t>(r_end - r_begin, 0)) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
+  std::atomic<bool> ok = true;
+  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
       const int64_t nr = std::min(panel, r_end - r0);
       widen_to_f32(wtype, static_cast<const char*>(W) + r0 * cols * esz, wf.data(), nr * cols);
-      ok = ok && dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) == dnnl_success;
+      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
+        ok = false;
     }
-  }
+  });
   SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 

@@ -15,18 +15,13 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/group_gemv_simd.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
 using group_impl::Plan;
 
 namespace {
-
-// As gemv.cpp: below this many weight bytes the calling thread does it all
-// (an OpenMP fork/join costs microseconds), and thread slabs are multiples of
-// 16 rows so no two threads write the same cache line of y.
-constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
-constexpr int64_t kRowAlign = 16;
 
 inline uint32_t code_at(const uint32_t* row, int64_t c, int bits, int64_t per_word) {
   return (row[c / per_word] >> (bits * (c % per_word))) & ((1u << bits) - 1);
@@ -286,24 +281,7 @@ group_impl::DequantFn dequant_fn(const Choice& c) {
                               : dequant_scalar;
 }
 
-// Runs fn over contiguous slabs of rows (multiples of kRowAlign), one per thread.
-template <typename F>
-void for_row_slabs(int64_t rows, int threads, F&& fn) {
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
-  if (nt <= 1) return fn(int64_t{0}, rows);
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t i = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t r0 = blocks * i / team * kRowAlign, r1 = std::min(rows, blocks * (i + 1) / team * kRowAlign);
-    if (r1 > r0) fn(r0, r1);
-  }
-}
-
-int default_threads(const GroupQuantView& w) {
-  const int64_t bytes = w.rows * w.words_per_row() * 4;
-  return omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
-}
+int default_threads(const GroupQuantView& w) { return decode_threads(w.rows * w.words_per_row() * 4); }
 
 }  // namespace
 
@@ -385,7 +363,7 @@ void group_matmul_dequant(const GroupQuantView& w, const float* x, float* y, int
   // Each thread widens ~1 MiB panels of its rows (in lane order, matching
   // p.xa) and runs a single-threaded sgemm of all inputs against each.
   const int64_t panel = std::max<int64_t>(16, (int64_t{1} << 18) / p.xa_cols);
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nt = team_threads();
   std::atomic<bool> ok = true;
   for_row_slabs(w.rows, nt, [&](int64_t r_begin, int64_t r_end) {
     std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * p.xa_cols));

@@ -17,6 +17,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
@@ -127,11 +128,6 @@ void check_weight(const Int8Rows& w) {
   SHRINK_CHECK(w.rows == 0 || (w.q && w.scale && w.row_sum), "int8 matmul: weight without codes, scales or row sums");
 }
 
-// Below this many weight bytes the GEMV stays on the calling thread (as
-// gemv's kParallelMinBytes: an OpenMP fork/join costs a few microseconds).
-constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
-// Thread slabs are multiples of 16 rows: one cache line of y per slab edge.
-constexpr int64_t kRowAlign = 16;
 // Rows whose int32 sums are held on the stack before the epilogue turns them
 // into y (one call of the row kernel: its R streams are spread over a chunk).
 constexpr int64_t kChunkRows = 2048;
@@ -145,19 +141,6 @@ void gemv_slab(const Kernels& k, const Int8Rows& w, int64_t r0, int64_t r1, cons
     k.dot(w.q + c0 * w.cols, w.row_sum + c0, x, acc, nr, w.cols);
     k.scale(acc, nr, &x_scale, w.scale + c0, bias ? bias + c0 : nullptr, y + c0, nr, 1, nr);
   }
-}
-
-// Row slab [r0, r1) of thread t out of nt (whole multiples of kRowAlign).
-inline void slab(int64_t rows, int64_t t, int64_t nt, int64_t* r0, int64_t* r1) {
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  *r0 = std::min(rows, blocks * t / nt * kRowAlign);
-  *r1 = std::min(rows, blocks * (t + 1) / nt * kRowAlign);
-}
-
-int team_size(int64_t rows) {
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  return omp_in_parallel() ? 1
-                           : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), blocks)));
 }
 
 // ---------------------------------------------------------------------------
@@ -182,7 +165,7 @@ Prim onednn_prim(int64_t n, int64_t rows, int64_t cols) {
   static std::map<std::array<int64_t, 4>, Prim> cache;
   // oneDNN sizes a primitive's work split for the thread count at creation
   // (its own primitive cache keys on it too).
-  const std::array<int64_t, 4> key{n, rows, cols, omp_in_parallel() ? 1 : omp_get_max_threads()};
+  const std::array<int64_t, 4> key{n, rows, cols, team_threads()};
   std::lock_guard<std::mutex> lock(mu);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   using dt = dnnl::memory::data_type;
@@ -295,31 +278,17 @@ void int8_matmul_s32(const Int8Rows& w, const int8_t* xq, int32_t* acc, int64_t 
   if (n <= 0 || w.rows <= 0) return;
   if (n >= kOnednnMinN && w.cols > 0) return onednn_s32(w, xq, acc, n);
   const Kernels& k = kernels();
-  const int nt = team_size(w.rows);
-#pragma omp parallel num_threads(nt)
-  {
-    int64_t r0, r1;
-    slab(w.rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+  for_row_slabs(w.rows, team_threads(), [&](int64_t r0, int64_t r1) {
     for (int64_t i = 0; i < n; ++i)
-      if (r1 > r0) k.dot(w.q + r0 * w.cols, w.row_sum + r0, xq + i * w.cols, acc + i * w.rows + r0, r1 - r0, w.cols);
-  }
+      k.dot(w.q + r0 * w.cols, w.row_sum + r0, xq + i * w.cols, acc + i * w.rows + r0, r1 - r0, w.cols);
+  });
 }
 
 void int8_gemv_threads(const Int8Rows& w, const int8_t* xq, float x_scale, const float* bias, float* y, int threads) {
   check_weight(w);
   if (w.rows <= 0) return;
   const Kernels& k = kernels();
-  const int64_t blocks = (w.rows + kRowAlign - 1) / kRowAlign;
-  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
-  if (nt <= 1) return gemv_slab(k, w, 0, w.rows, xq, x_scale, bias, y);
-    // One contiguous slab of rows per thread, as gemv_threads: each thread
-    // streams its part of W front to back.
-#pragma omp parallel num_threads(nt)
-  {
-    int64_t r0, r1;
-    slab(w.rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-    if (r1 > r0) gemv_slab(k, w, r0, r1, xq, x_scale, bias, y);
-  }
+  for_row_slabs(w.rows, threads, [&](int64_t r0, int64_t r1) { gemv_slab(k, w, r0, r1, xq, x_scale, bias, y); });
 }
 
 void int8_matmul_rows(const Int8Rows& w, const int8_t* xq, const float* x_scales, const float* bias, float* y,
@@ -330,11 +299,7 @@ void int8_matmul_rows(const Int8Rows& w, const int8_t* xq, const float* x_scales
   // Each thread walks its slab of rows in panels that stay in L2 (~1 MiB of
   // W) while all n tokens are multiplied with them: W is read from DRAM once.
   const int64_t panel = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(w.cols, 1), kRowAlign, kChunkRows);
-  const int nt = team_size(w.rows);
-#pragma omp parallel num_threads(nt)
-  {
-    int64_t r_begin, r_end;
-    slab(w.rows, omp_get_thread_num(), omp_get_num_threads(), &r_begin, &r_end);
+  for_row_slabs(w.rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
     int32_t acc[kChunkRows];
     for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
       const int64_t nr = std::min(panel, r_end - r0);
@@ -343,7 +308,7 @@ void int8_matmul_rows(const Int8Rows& w, const int8_t* xq, const float* x_scales
         k.scale(acc, nr, x_scales + i, w.scale + r0, bias ? bias + r0 : nullptr, y + i * w.rows + r0, nr, 1, nr);
       }
     }
-  }
+  });
 }
 
 void int8_matmul_onednn(const Int8Rows& w, const int8_t* xq, const float* x_scales, const float* bias, float* y,
@@ -355,7 +320,10 @@ void int8_matmul_onednn(const Int8Rows& w, const int8_t* xq, const float* x_scal
   int32_t* acc = reinterpret_cast<int32_t*>(y);  // s32 sums land in y, then are scaled in place
   onednn_s32(w, xq, acc, n);
   const Kernels& k = kernels();
-  const int nt = n * w.rows >= (int64_t{1} << 16) ? team_size(n) : 1;
+  // Tokens split in kRowAlign blocks, as rows are.
+  const int nt = n * w.rows >= (int64_t{1} << 16)
+                     ? static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_threads(), (n + kRowAlign - 1) / kRowAlign)))
+                     : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; ++i)
     k.scale(acc + i * w.rows, w.rows, x_scales + i, w.scale, bias, y + i * w.rows, w.rows, 1, w.rows);
@@ -365,10 +333,7 @@ void int8_matmul(const Int8Rows& w, const int8_t* xq, const float* x_scales, con
   check_weight(w);
   if (n <= 0 || w.rows <= 0) return;
   if (n == 1) {
-    const int64_t bytes = w.rows * w.cols;
-    // Nested inside another parallel region the team would be serialised anyway.
-    const int nt = omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
-    return int8_gemv_threads(w, xq, x_scales[0], bias, y, nt);
+    return int8_gemv_threads(w, xq, x_scales[0], bias, y, decode_threads(w.rows * w.cols));
   }
   if (n < kOnednnMinN) return int8_matmul_rows(w, xq, x_scales, bias, y, n);
   int8_matmul_onednn(w, xq, x_scales, bias, y, n);

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
@@ -270,12 +272,6 @@ void check_shape(DType t, int64_t cols) {
                " columns, got ", cols);
 }
 
-// Below this many weight bytes qgemv stays on the calling thread (as gemv's
-// kParallelMinBytes: an OpenMP fork/join costs a few microseconds).
-constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
-// Thread slabs are multiples of 16 rows: one cache line of y per slab edge.
-constexpr int64_t kRowAlign = 16;
-
 // Activation buffer reused across calls on the same thread (decode calls
 // qgemv hundreds of times per token with a handful of sizes).
 std::vector<uint8_t>& act_buffer(int64_t bytes) {
@@ -394,26 +390,15 @@ void qgemv_threads(DType t, const void* W, const float* x, float* y, int64_t row
   std::vector<uint8_t>& act = act_buffer(qdot_act_bytes(t, cols));
   quantize_act(t, x, act.data(), cols);
   const int64_t row_bytes = dtype_bytes(t, cols);
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
-  if (nt <= 1) return fn(t, W, act.data(), y, rows, cols);
   const uint8_t* a = act.data();
-  // One contiguous slab of rows per thread, as gemv_threads: each thread
-  // streams its part of W front to back.
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = blocks * i / n * kRowAlign;
-    const int64_t r1 = std::min(rows, blocks * (i + 1) / n * kRowAlign);
-    if (r1 > r0) fn(t, static_cast<const char*>(W) + r0 * row_bytes, a, y + r0, r1 - r0, cols);
-  }
+  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
+    fn(t, static_cast<const char*>(W) + r0 * row_bytes, a, y + r0, r1 - r0, cols);
+  });
 }
 
 void qgemv(DType t, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
   check_shape(t, cols);
-  const int64_t bytes = rows * dtype_bytes(t, cols);
-  const int nt = omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
-  qgemv_threads(t, W, x, y, rows, cols, nt);
+  qgemv_threads(t, W, x, y, rows, cols, decode_threads(rows * dtype_bytes(t, cols)));
 }
 
 // Measured with bench/qdot_bench.cpp BM_QMatmul (4096 x 4096, 2 threads):
@@ -435,8 +420,6 @@ void qmatmul_quantized(DType t, const void* W, const float* x, float* y, int64_t
   check_shape(t, cols);
   if (n <= 0 || rows <= 0) return;
   const int64_t row_bytes = dtype_bytes(t, cols);
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
   // Every input quantized once, then each thread walks its slab of rows in
   // panels small enough to stay in L2 while all n inputs are multiplied with
   // them (each output is exactly what qgemv computes for that input).
@@ -444,41 +427,32 @@ void qmatmul_quantized(DType t, const void* W, const float* x, float* y, int64_t
   std::vector<uint8_t> act(static_cast<size_t>(n * ab));
   for (int64_t i = 0; i < n; ++i) quantize_act(t, x + i * cols, act.data() + i * ab, cols);
   const int64_t panel = std::max<int64_t>(kRowAlign, (int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1));
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t i = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t r_begin = blocks * i / team * kRowAlign;
-    const int64_t r_end = std::min(rows, blocks * (i + 1) / team * kRowAlign);
+  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
     for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
       const int64_t nr = std::min(panel, r_end - r0);
       for (int64_t k = 0; k < n; ++k)
         fn(t, static_cast<const char*>(W) + r0 * row_bytes, act.data() + k * ab, y + k * rows + r0, nr, cols);
     }
-  }
+  });
 }
 
 void qmatmul_dequant(DType t, const void* W, const float* x, float* y, int64_t n, int64_t rows, int64_t cols) {
   check_shape(t, cols);
   if (n <= 0 || rows <= 0) return;
   const int64_t row_bytes = dtype_bytes(t, cols);
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
   // Panels of W dequantized to f32 (per thread, ~1 MiB) and a single-threaded
   // sgemm of all n inputs against each, as kernels::matmul does for 16-bit weights.
   const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));
-  bool ok = true;
-#pragma omp parallel num_threads(nt) reduction(&& : ok)
-  {
-    const int64_t i = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t r_begin = blocks * i / team * kRowAlign;
-    const int64_t r_end = std::min(rows, blocks * (i + 1) / team * kRowAlign);
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, std::max<int64_t>(r_end - r_begin, 0)) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
+  std::atomic<bool> ok = true;
+  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
       const int64_t nr = std::min(panel, r_end - r0);
       convert_to_f32(t, static_cast<const char*>(W) + r0 * row_bytes, wf.data(), nr * cols);
-      ok = ok && dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) == dnnl_success;
+      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
+        ok = false;
     }
-  }
+  });
   SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 

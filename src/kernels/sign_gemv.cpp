@@ -4,10 +4,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
@@ -44,8 +46,6 @@ UnpackFn pick_unpack() {
 // Below this many weights a GEMV runs on the calling thread: it takes a few
 // microseconds at most, about what waking the OpenMP team costs.
 constexpr int64_t kParallelMinWeights = int64_t{1} << 18;
-// Thread slabs are whole multiples of 16 rows: 16 f32 outputs are one cache line of y.
-constexpr int64_t kRowAlign = 16;
 // Up to this many tokens sign_matmul uses the multi-token kernel (no
 // unpacking); beyond, the unpacked panel is reused by all tokens in an sgemm.
 // Measured on one thread, 4096 x 1536 (bench/sign_gemv_bench.cpp,
@@ -99,19 +99,7 @@ void sign_gemv_threads(SignCode code, const uint64_t* S, const float* x, float* 
   static const RowsFn fn = pick_rows();
   if (rows <= 0) return;
   const int64_t rw = sign_row_words(code, cols);
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
-  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
-  if (nt <= 1) return fn(code, S, x, y, rows, cols);
-  // One contiguous slab of rows per thread, streamed front to back (as gemv).
-  // Every row's sum is computed in the same order whatever the slab, so
-  // results do not depend on the thread count.
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t r0 = blocks * t / n * kRowAlign;
-    const int64_t r1 = std::min(rows, blocks * (t + 1) / n * kRowAlign);
-    if (r1 > r0) fn(code, S + r0 * rw, x, y + r0, r1 - r0, cols);
-  }
+  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) { fn(code, S + r0 * rw, x, y + r0, r1 - r0, cols); });
 }
 
 void sign_gemv(SignCode code, const uint64_t* S, const float* x, float* y, int64_t rows, int64_t cols) {
@@ -124,37 +112,26 @@ void sign_matmul(SignCode code, const uint64_t* S, const float* x, float* y, int
   if (n <= 0 || rows <= 0) return;
   if (n == 1) return sign_gemv(code, S, x, y, rows, cols);
   const int64_t rw = sign_row_words(code, cols);
-  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
   if (n <= batch_max_tokens(code)) {
     static const TokensFn fn = pick_tokens();
-    const bool par = !omp_in_parallel() && rows * cols * n >= kParallelMinWeights;
-    const int nt = par ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks)) : 1;
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-      const int64_t r0 = blocks * t / team * kRowAlign, r1 = std::min(rows, blocks * (t + 1) / team * kRowAlign);
-      if (r1 > r0) fn(code, S + r0 * rw, x, n, y + r0, rows, r1 - r0, cols);
-    }
+    const int nt = rows * cols * n >= kParallelMinWeights ? team_threads() : 1;
+    for_row_slabs(rows, nt, [&](int64_t r0, int64_t r1) { fn(code, S + r0 * rw, x, n, y + r0, rows, r1 - r0, cols); });
     return;
   }
   // Each thread takes a contiguous slab of rows and, panel by panel, unpacks
   // it to +-1/0 f32 in its own L2-sized buffer and runs a single-threaded
   // sgemm of all n tokens against it (as kernels::matmul does for f16).
   const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
-  const int nt = omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks));
-  bool ok = true;
-#pragma omp parallel num_threads(nt) reduction(&& : ok)
-  {
-    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t r_begin = blocks * t / team * kRowAlign;
-    const int64_t r_end = std::min(rows, blocks * (t + 1) / team * kRowAlign);
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, std::max<int64_t>(r_end - r_begin, 0)) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
+  std::atomic<bool> ok = true;
+  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
       const int64_t nr = std::min(panel, r_end - r0);
       sign_unpack(code, S + r0 * rw, wf.data(), nr, cols);
-      ok = ok && dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) == dnnl_success;
+      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
+        ok = false;
     }
-  }
+  });
   SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 

@@ -1,0 +1,45 @@
+// How the decode kernels (gemv, qdot, group_gemv, sign_gemv, int8_gemm) split
+// a matrix's rows over threads: one contiguous slab per thread, streamed front
+// to back (what the hardware prefetchers handle best), slab edges on whole
+// multiples of kRowAlign rows so no two threads write the same cache line of y.
+// Every row is computed the same way whatever its slab, so results do not
+// depend on the thread count. Internal to src/kernels.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace shrink::kernels {
+
+// 16 f32 outputs are one cache line of y.
+constexpr int64_t kRowAlign = 16;
+// Below this many weight bytes a GEMV runs on the calling thread: waking the
+// OpenMP team costs a few microseconds, more than streaming a matrix of this
+// size from cache takes (bench/gemv_bench.cpp, BM_GemvSmall).
+constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
+
+// Threads for a GEMV over `bytes` of weights: 1 when small or already inside a parallel region.
+inline int decode_threads(int64_t bytes) {
+  return omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();
+}
+// Threads for a product big enough to always split (matmuls): 1 inside a parallel region.
+inline int team_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
+// Runs fn(r0, r1) over contiguous slabs [r0, r1) of rows, one per thread, at
+// most `threads` threads (fewer when there are fewer kRowAlign blocks); with
+// one thread, fn(0, rows) on the calling thread.
+template <typename F>
+void for_row_slabs(int64_t rows, int threads, F&& fn) {
+  const int64_t blocks = (rows + kRowAlign - 1) / kRowAlign;
+  const int nt = static_cast<int>(std::min<int64_t>(threads, blocks));
+  if (nt <= 1) return fn(int64_t{0}, rows);
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t i = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t r0 = blocks * i / team * kRowAlign, r1 = std::min(rows, blocks * (i + 1) / team * kRowAlign);
+    if (r1 > r0) fn(r0, r1);
+  }
+}
+
+}  // namespace shrink::kernels

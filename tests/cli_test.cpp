@@ -21,9 +21,7 @@ namespace {
 using Result = test::CliResult;
 Result run(const std::string& args) { return test::run_shrink(args); }
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::write_bytes;
 
 // A one-line "shrink: error: ..." that names `needle`, with exit code 1.
 void expect_clean_error(const Result& r, const std::string& needle) {

@@ -21,34 +21,9 @@ namespace {
 
 // ------------------------------------------------------------------ helpers
 
-// Little-endian byte builder for hand-made (often deliberately broken) files.
-struct Bytes {
-  std::string b;
-  template <typename T>
-  Bytes& put(T v) {
-    b.append(reinterpret_cast<const char*>(&v), sizeof v);
-    return *this;
-  }
-  Bytes& u32(uint32_t v) { return put(v); }
-  Bytes& u64(uint64_t v) { return put(v); }
-  Bytes& str(const std::string& s) {
-    u64(s.size());
-    b += s;
-    return *this;
-  }
-  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
-    b += "GGUF";
-    return u32(version).u64(n_tensors).u64(n_kv);
-  }
-  Bytes& pad(size_t a = 32) {
-    b.append((a - b.size() % a) % a, '\0');
-    return *this;
-  }
-};
+using test::Bytes;
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::write_bytes;
 
 std::string read_bytes(const std::string& path) { return read_text_file(path); }
 

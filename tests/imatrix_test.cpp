@@ -25,26 +25,9 @@
 namespace shrink {
 namespace {
 
-// Little-endian byte builder for hand-made files.
-struct Bytes {
-  std::string b;
-  template <typename T>
-  Bytes& put(T v) {
-    b.append(reinterpret_cast<const char*>(&v), sizeof v);
-    return *this;
-  }
-  Bytes& i32(int32_t v) { return put(v); }
-  Bytes& f32(float v) { return put(v); }
-  Bytes& name(const std::string& s) {
-    i32(static_cast<int32_t>(s.size()));
-    b += s;
-    return *this;
-  }
-};
+using test::Bytes;
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::write_bytes;
 
 // read_imatrix must throw shrink::Error naming the file and containing `needle`.
 void expect_read_error(const std::string& path, const std::string& needle) {

@@ -58,9 +58,7 @@ void expect_same_tensors(const std::map<std::string, Tensor>& want, const std::m
 }
 
 std::string read_bytes(const std::string& path) { return read_text_file(path); }
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::write_bytes;
 
 // A raw safetensors file: 8-byte length, header text, data.
 std::string raw_file(const std::string& header, const std::string& data, uint64_t len_override = 0) {

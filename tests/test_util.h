@@ -44,6 +44,8 @@ inline std::string temp_dir(const std::string& name) {
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -130,4 +132,40 @@ class GuardedBuffer {
   char* data_;
   size_t span_;
 };
+// Little-endian byte builder for hand-made (often deliberately broken) files:
+// GGUF (u64-length strings, header, alignment) and legacy imatrix (i32-length names).
+struct Bytes {
+  std::string b;
+  template <typename T>
+  Bytes& put(T v) {
+    b.append(reinterpret_cast<const char*>(&v), sizeof v);
+    return *this;
+  }
+  Bytes& u32(uint32_t v) { return put(v); }
+  Bytes& u64(uint64_t v) { return put(v); }
+  Bytes& i32(int32_t v) { return put(v); }
+  Bytes& f32(float v) { return put(v); }
+  Bytes& str(const std::string& s) {  // GGUF string: u64 length, bytes
+    u64(s.size());
+    b += s;
+    return *this;
+  }
+  Bytes& name(const std::string& s) {  // legacy imatrix name: i32 length, bytes
+    i32(static_cast<int32_t>(s.size()));
+    b += s;
+    return *this;
+  }
+  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {  // GGUF
+    b += "GGUF";
+    return u32(version).u64(n_tensors).u64(n_kv);
+  }
+  Bytes& pad(size_t a = 32) {
+    b.append((a - b.size() % a) % a, '\0');
+    return *this;
+  }
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 }  // namespace shrink::test

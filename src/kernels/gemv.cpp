@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
 #include "core/tensor.h"
@@ -99,24 +98,11 @@ void matmul(DType wtype, const void* W, const float* x, float* y, int64_t n, int
     return;
   }
   SHRINK_CHECK(wtype == DType::F16 || wtype == DType::BF16, "matmul: unsupported weight type ", dtype_name(wtype));
-  // 16-bit weights: each thread takes a contiguous slab of rows and, panel by
-  // panel, widens it to f32 (SIMD) into its own L2-sized buffer and runs a
-  // single-threaded GEMM of all n inputs against it (oneDNN does not start a
-  // team inside a parallel region). One fork/join per call instead of one per
-  // panel, and the widening is parallel too.
+  // 16-bit weights: widened (SIMD) panel by panel, each thread on its slab.
   const int64_t esz = dtype_traits(wtype).block_bytes;
-  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
-  std::atomic<bool> ok = true;
-  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
-      const int64_t nr = std::min(panel, r_end - r0);
-      widen_to_f32(wtype, static_cast<const char*>(W) + r0 * cols * esz, wf.data(), nr * cols);
-      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
-        ok = false;
-    }
+  panel_sgemm(n, rows, cols, x, y, [&](int64_t r0, int64_t nr, float* wf) {
+    widen_to_f32(wtype, static_cast<const char*>(W) + r0 * cols * esz, wf, nr * cols);
   });
-  SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 
 void matmul_strided(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t n, int64_t rows,

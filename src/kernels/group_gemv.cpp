@@ -7,7 +7,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <string_view>
 #include <vector>
@@ -360,22 +359,8 @@ void group_matmul_dequant(const GroupQuantView& w, const float* x, float* y, int
   if (!f32_simd_shape(w)) c = Choice{};  // the q8 shapes are f32 shapes; others widen in scalar
   const Plan p = make_plan(w, x, n, c, true, plan_buffers());
   const group_impl::DequantFn deq = dequant_fn(c);
-  // Each thread widens ~1 MiB panels of its rows (in lane order, matching
-  // p.xa) and runs a single-threaded sgemm of all inputs against each.
-  const int64_t panel = std::max<int64_t>(16, (int64_t{1} << 18) / p.xa_cols);
-  const int nt = team_threads();
-  std::atomic<bool> ok = true;
-  for_row_slabs(w.rows, nt, [&](int64_t r_begin, int64_t r_end) {
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * p.xa_cols));
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += panel) {
-      const int64_t nr = std::min(panel, r_end - r0);
-      deq(p, r0, r0 + nr, wf.data());
-      if (dnnl_sgemm('N', 'T', n, nr, p.xa_cols, 1.0f, p.xa, p.xa_cols, wf.data(), p.xa_cols, 0.0f, y + r0,
-                     w.rows) != dnnl_success)
-        ok = false;
-    }
-  });
-  SHRINK_CHECK(ok, "oneDNN sgemm failed");
+  // Panels of rows widened in lane order (matching p.xa), then sgemm (row_slabs.h).
+  panel_sgemm(n, w.rows, p.xa_cols, p.xa, y, [&](int64_t r0, int64_t nr, float* wf) { deq(p, r0, r0 + nr, wf); });
 }
 
 // bench/group_gemv_bench.cpp BM_GroupMatmul, int4g128 4096 x 4096 (CPU time

@@ -9,7 +9,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -440,20 +439,10 @@ void qmatmul_dequant(DType t, const void* W, const float* x, float* y, int64_t n
   check_shape(t, cols);
   if (n <= 0 || rows <= 0) return;
   const int64_t row_bytes = dtype_bytes(t, cols);
-  // Panels of W dequantized to f32 (per thread, ~1 MiB) and a single-threaded
-  // sgemm of all n inputs against each, as kernels::matmul does for 16-bit weights.
-  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));
-  std::atomic<bool> ok = true;
-  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
-      const int64_t nr = std::min(panel, r_end - r0);
-      convert_to_f32(t, static_cast<const char*>(W) + r0 * row_bytes, wf.data(), nr * cols);
-      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
-        ok = false;
-    }
+  // Panels of W dequantized to f32, then sgemm (row_slabs.h).
+  panel_sgemm(n, rows, cols, x, y, [&](int64_t r0, int64_t nr, float* wf) {
+    convert_to_f32(t, static_cast<const char*>(W) + r0 * row_bytes, wf, nr * cols);
   });
-  SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 
 }  // namespace shrink::kernels

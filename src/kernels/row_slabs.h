@@ -5,10 +5,15 @@
 // Every row is computed the same way whatever its slab, so results do not
 // depend on the thread count. Internal to src/kernels.
 #pragma once
+#include <dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <vector>
+
+#include "core/error.h"
 
 namespace shrink::kernels {
 
@@ -40,6 +45,28 @@ void for_row_slabs(int64_t rows, int threads, F&& fn) {
     const int64_t r0 = blocks * i / team * kRowAlign, r1 = std::min(rows, blocks * (i + 1) / team * kRowAlign);
     if (r1 > r0) fn(r0, r1);
   }
+}
+
+// y[n x rows] (leading dimension rows) = x[n x cols] * W^T for a W that is
+// not f32 in memory: each thread takes its slab of rows and, panel by panel
+// (~1 MiB of f32), has widen(r0, nr, buf) write rows [r0, r0 + nr) of W as
+// f32 into its own buffer, then runs a single-threaded sgemm of all n inputs
+// against it (oneDNN starts no team inside a parallel region). One fork/join
+// per call, and the widening runs in parallel too.
+template <typename Widen>
+void panel_sgemm(int64_t n, int64_t rows, int64_t cols, const float* x, float* y, Widen&& widen) {
+  const int64_t panel = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(cols, 1));
+  std::atomic<bool> ok = true;
+  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
+    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
+    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
+      const int64_t nr = std::min(panel, r_end - r0);
+      widen(r0, nr, wf.data());
+      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
+        ok = false;
+    }
+  });
+  SHRINK_CHECK(ok, "oneDNN sgemm failed");
 }
 
 }  // namespace shrink::kernels

@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
 #include "core/cpu.h"
@@ -118,21 +117,9 @@ void sign_matmul(SignCode code, const uint64_t* S, const float* x, float* y, int
     for_row_slabs(rows, nt, [&](int64_t r0, int64_t r1) { fn(code, S + r0 * rw, x, n, y + r0, rows, r1 - r0, cols); });
     return;
   }
-  // Each thread takes a contiguous slab of rows and, panel by panel, unpacks
-  // it to +-1/0 f32 in its own L2-sized buffer and runs a single-threaded
-  // sgemm of all n tokens against it (as kernels::matmul does for f16).
-  const int64_t panel = std::max<int64_t>(16, (1 << 18) / std::max<int64_t>(cols, 1));  // ~1 MiB of f32
-  std::atomic<bool> ok = true;
-  for_row_slabs(rows, team_threads(), [&](int64_t r_begin, int64_t r_end) {
-    std::vector<float> wf(static_cast<size_t>(std::min(panel, r_end - r_begin) * cols));
-    for (int64_t r0 = r_begin; r0 < r_end && ok; r0 += panel) {
-      const int64_t nr = std::min(panel, r_end - r0);
-      sign_unpack(code, S + r0 * rw, wf.data(), nr, cols);
-      if (dnnl_sgemm('N', 'T', n, nr, cols, 1.0f, x, cols, wf.data(), cols, 0.0f, y + r0, rows) != dnnl_success)
-        ok = false;
-    }
-  });
-  SHRINK_CHECK(ok, "oneDNN sgemm failed");
+  // Panels unpacked to +-1/0 f32, then sgemm of all n tokens (row_slabs.h).
+  panel_sgemm(n, rows, cols, x, y,
+              [&](int64_t r0, int64_t nr, float* wf) { sign_unpack(code, S + r0 * rw, wf, nr, cols); });
 }
 
 }  // namespace shrink::kernels

@@ -24,13 +24,17 @@
 #include "kernels/bandwidth.h"
 #include "stream.h"
 #include "kernels/gemv.h"
+#include "kernels/repack_x16.h"
 #include "kernels/qdot.h"
 
 namespace shrink::kernels {
 namespace {
 
 constexpr DType kTypes[] = {DType::F32,  DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                            DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                            DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_0, DType::Q4_K};
+// Type indices 11, 12: Q4_0 and Q4_K repacked into 16-row tiles (kernels/repack_x16.h), the
+// decode path on AVX-512 VNNI.
+constexpr int kFirstRepacked = 11;
 
 // Offsets of the f16 scale fields in a block (everything else is codes).
 std::vector<int> f16_fields(DType t) {
@@ -67,20 +71,35 @@ Tensor random_weights(DType t, int64_t rows, int64_t cols) {
   return w;
 }
 
+// The benchmark's weights for type index i (repacked from kFirstRepacked on: the same bytes
+// as the ggml rows for these shapes).
+Tensor weights_for(int i, int64_t rows, int64_t cols) {
+  Tensor w = random_weights(kTypes[i], rows, cols);
+  if (i < kFirstRepacked) return w;
+  Tensor packed = Tensor::alloc(kTypes[i], {rows, cols});
+  x16_repack(kTypes[i], w.data, rows, cols, packed.data);
+  return packed;
+}
+
 std::vector<float> activations(int64_t n) {
   std::vector<float> x(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
   return x;
 }
 
-void run(DType t, const void* w, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
-  if (t == DType::F32)
+void run(int i, const void* w, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
+  const DType t = kTypes[i];
+  if (i >= kFirstRepacked)
+    x16_gemv_threads(t, w, x, y, rows, cols, threads);
+  else if (t == DType::F32)
     gemv_threads(t, w, x, y, rows, cols, threads);
   else
     qgemv_threads(t, w, x, y, rows, cols, threads);
 }
 
-std::string label(DType t) {
+std::string label(int i) {
+  const DType t = kTypes[i];
+  if (i >= kFirstRepacked) return std::string(dtype_name(t)) + " repacked x16 avx512vnni";
   return std::string(dtype_name(t)) + " " + (t == DType::F32 ? gemv_isa() : qdot_isa()) +
          (t != DType::F32 && !qdot_has_simd(qdot_isa(), t) ? " (scalar fallback)" : "");
 }
@@ -89,23 +108,24 @@ std::string label(DType t) {
 // distinct matrices totalling >= 1 GiB, one iteration = a group of >= 64 MiB
 // (counters: bench/stream.h).
 void BM_QGemvStream(benchmark::State& state) {
-  const DType t = kTypes[state.range(0)];
+  const int i = static_cast<int>(state.range(0));
+  const DType t = kTypes[i];
   const int threads = static_cast<int>(state.range(1));
   constexpr int64_t rows = 4096, cols = 4096;
   const ReadBandwidth read = measure_read_bandwidth_stats(threads);
   const bench::StreamLayout layout(dtype_bytes(t, rows * cols));
-  const Tensor w = random_weights(t, layout.matrices() * rows, cols);
+  const Tensor w = weights_for(i, layout.matrices() * rows, cols);
   const std::vector<float> x = activations(cols);
   std::vector<float> y(static_cast<size_t>(rows));
   bench::run_stream(state, read, layout, rows * cols, [&](int64_t m) {
-    run(t, static_cast<const char*>(w.data) + m * layout.mat_bytes, x.data(), y.data(), rows, cols, threads);
+    run(i, static_cast<const char*>(w.data) + m * layout.mat_bytes, x.data(), y.data(), rows, cols, threads);
     benchmark::DoNotOptimize(y.data());
   });
-  state.SetLabel(label(t));
+  state.SetLabel(label(i));
 }
 BENCHMARK(BM_QGemvStream)
     ->ArgNames({"dtype", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {1, 2}})
     ->MinTime(2.0)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
@@ -113,25 +133,26 @@ BENCHMARK(BM_QGemvStream)
 // One 1024 x 4096 matrix reused (1.3-4.3 MiB for the quantized types: in L2 or partly in L3):
 // how fast the kernels compute when memory is not the limit.
 void BM_QGemvCached(benchmark::State& state) {
-  const DType t = kTypes[state.range(0)];
+  const int i = static_cast<int>(state.range(0));
+  const DType t = kTypes[i];
   const int threads = static_cast<int>(state.range(1));
   constexpr int64_t rows = 1024, cols = 4096;
-  const Tensor w = random_weights(t, rows, cols);
+  const Tensor w = weights_for(i, rows, cols);
   const std::vector<float> x = activations(cols);
   std::vector<float> y(static_cast<size_t>(rows));
   for (auto _ : state) {
-    run(t, w.data, x.data(), y.data(), rows, cols, threads);
+    run(i, w.data, x.data(), y.data(), rows, cols, threads);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * w.nbytes());
   state.counters["Gweights_s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * rows * cols / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel(label(t));
+  state.SetLabel(label(i));
 }
 BENCHMARK(BM_QGemvCached)
     ->ArgNames({"dtype", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
@@ -140,22 +161,23 @@ BENCHMARK(BM_QGemvCached)
 // CPUs with 2 MiB of L2): the kernels' compute rate. Compare cpu_time (or
 // Gweights_s) A/B within one run; on a loaded machine cpu_time is the steadier.
 void BM_QGemvL2(benchmark::State& state) {
-  const DType t = kTypes[state.range(0)];
+  const int i = static_cast<int>(state.range(0));
+  const DType t = kTypes[i];
   constexpr int64_t rows = 256, cols = 4096;
-  const Tensor w = random_weights(t, rows, cols);
+  const Tensor w = weights_for(i, rows, cols);
   const std::vector<float> x = activations(cols);
   std::vector<float> y(static_cast<size_t>(rows));
   for (auto _ : state) {
-    run(t, w.data, x.data(), y.data(), rows, cols, 1);
+    run(i, w.data, x.data(), y.data(), rows, cols, 1);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * w.nbytes());
   state.counters["Gweights_s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * rows * cols / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel(label(t));
+  state.SetLabel(label(i));
 }
-BENCHMARK(BM_QGemvL2)->ArgNames({"dtype"})->DenseRange(0, 10)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_QGemvL2)->ArgNames({"dtype"})->DenseRange(0, 12)->Unit(benchmark::kMicrosecond);
 
 // Prefill: n inputs against one 4096 x 4096 weight, both strategies
 // (0 = quantized dots, 1 = dequantize + sgemm).

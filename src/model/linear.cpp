@@ -3,8 +3,10 @@
 #include "core/error.h"
 #include "kernels/gemv.h"
 #include "kernels/ops.h"
+#include <cstdlib>
 #include <vector>
 
+#include "kernels/repack_x16.h"
 #include "kernels/qdot.h"
 
 namespace shrink {
@@ -28,7 +30,26 @@ BlockWeight::BlockWeight(Tensor w) : w_(std::move(w)) {
                dtype_name(w_.dtype), " blocks of ", dtype_traits(w_.dtype).block_elems);
 }
 
+const std::vector<uint8_t>& BlockWeight::repacked() const {
+  std::call_once(repack_once_, [&] {
+    const int64_t rows = w_.dim(0), cols = w_.dim(1);
+    if (!kernels::x16_supported(w_.dtype) || rows < kernels::kX16Rows || !kernels::x16_available()) return;
+    if (const char* off = std::getenv("SHRINK_NO_REPACK"); off && *off && *off != '0') return;  // A/B measurements
+    repacked_.resize(static_cast<size_t>(kernels::x16_bytes(w_.dtype, rows, cols)));
+    kernels::x16_repack(w_.dtype, w_.data, rows, cols, repacked_.data());
+  });
+  return repacked_;
+}
+
 void BlockWeight::matmul(const float* x, float* y, int64_t n) const {
+  if (n == 1 && !repacked().empty()) {
+    const int64_t rows = w_.dim(0), cols = w_.dim(1), tiled = rows / kernels::kX16Rows * kernels::kX16Rows;
+    kernels::x16_gemv(w_.dtype, repacked_.data(), x, y, tiled, cols);
+    if (tiled < rows)
+      kernels::qgemv(w_.dtype, static_cast<const char*>(w_.data) + tiled * dtype_bytes(w_.dtype, cols), x, y + tiled,
+                     rows - tiled, cols);
+    return;
+  }
   if (kernels::qdot_supported(w_.dtype)) {
     kernels::qmatmul(w_.dtype, w_.data, x, y, n, w_.dim(0), w_.dim(1));
     return;

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -44,7 +46,12 @@ class DenseWeight : public WeightRepr {
 
 // A ggml block-quantized matrix (Q8_0, Q4_K, ...: DType::is_block_quantized),
 // rows of in/block_elems blocks, exactly as stored in GGUF (may point into an
-// mmap'd file).
+// mmap'd file). On CPUs with AVX-512 VNNI a Q4_0 or Q4_K weight also keeps a
+// copy of its rows repacked in 16-row tiles (kernels/repack_x16.h), made at
+// its first single-token product, which decode reads instead: a multiple of
+// the ggml layout's compute rate, so decode is bandwidth-bound again. The copy costs
+// the weight's size in RAM once more (the mmap'd original is then only read
+// by prefill). SHRINK_NO_REPACK=1 turns it off (A/B measurements).
 class BlockWeight : public WeightRepr {
  public:
   explicit BlockWeight(Tensor w);
@@ -57,7 +64,12 @@ class BlockWeight : public WeightRepr {
   const Tensor& tensor() const { return w_; }
 
  private:
+  // The repacked rows (whole groups of 16), or empty when not used.
+  const std::vector<uint8_t>& repacked() const;
+
   Tensor w_;
+  mutable std::once_flag repack_once_;
+  mutable std::vector<uint8_t> repacked_;
 };
 
 // DenseWeight or BlockWeight, by the tensor's dtype.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <omp.h>
 #include <random>
 
 #include "core/error.h"
@@ -34,6 +35,14 @@ Var project(Var y, uint64_t seed = 99) { return sum(mul(y, y->graph->constant(ra
 
 using Build = std::function<Var(Graph&, std::vector<Var>&)>;
 
+// The checks run thousands of forwards of a few tokens each: one thread, or
+// the kernels' parallel regions (on a loaded 2-core machine) cost more than the math.
+struct OneThread {
+  int saved = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved); }
+};
+
 struct Tolerance {
   float eps = 1e-2f;     // central-difference step
   double rtol = 1e-2;    // relative to the larger of the two gradients
@@ -50,6 +59,7 @@ float loss_of(std::vector<Parameter>& ps, const Build& build) {
 // Compares backward()'s gradient of every entry of every parameter with
 // (L(θ+eps) − L(θ−eps)) / 2eps, all in f32.
 void expect_grads_match(std::vector<Parameter>& ps, const Build& build, Tolerance tol = {}) {
+  OneThread one;
   for (auto& p : ps) p.zero_grad();
   {
     Graph g;
@@ -125,7 +135,8 @@ TEST(Autograd, RmsNorm) {
 }
 
 TEST(Autograd, LayerNorm) {
-  for (int64_t d : {2, 9}) {
+  // d = 2 is left out: its normalised row is ±1 whatever x, a step that central differences cannot follow.
+  for (int64_t d : {3, 9}) {
     std::vector<Parameter> ps{rand_param("x", {4, d}, 9), rand_param("w", {d}, 10, 0.5f, 1.5f),
                               rand_param("b", {d}, 11)};
     expect_grads_match(ps, [](Graph&, std::vector<Var>& l) { return project(layernorm(l[0], l[1], l[2], 1e-5f)); });
@@ -133,10 +144,10 @@ TEST(Autograd, LayerNorm) {
 }
 
 TEST(Autograd, RopeBothConventions) {
-  const std::vector<int32_t> pos{0, 3, 1, 7, 2};
+  const std::vector<int32_t> pos{0, 7, 2};
   for (bool interleaved : {true, false})
     for (float sc : {1.0f, 2.0f}) {
-      std::vector<Parameter> ps{rand_param("x", {5, 3 * 4}, 12)};
+      std::vector<Parameter> ps{rand_param("x", {3, 3 * 4}, 12)};
       expect_grads_match(ps, [&](Graph&, std::vector<Var>& l) {
         return project(rope(l[0], 3, 4, pos, 10000.0f, sc, interleaved));
       });
@@ -324,6 +335,7 @@ TEST(Optim, GlobalNormClipping) {
 
 // Trains the tiny Llama on one fixed batch; returns the loss of every step.
 std::vector<float> train_tiny(uint64_t seed, int steps, double* ms_per_step = nullptr) {
+  OneThread one;  // a model this small only pays thread start-ups (and the figure is steadier)
   ModelConfig c = tiny_llama(false);
   c.dim = 32;
   c.hidden_dim = 64;

@@ -46,6 +46,8 @@ Var Graph::make(Tensor value, std::initializer_list<Var> inputs) {
 void Graph::backward(Var loss) {
   SHRINK_CHECK(loss && loss->graph == this && loss->value.numel() == 1, "backward() needs a one-element loss");
   SHRINK_CHECK(loss->requires_grad, "the loss depends on no parameter");
+  SHRINK_CHECK(!backward_done_, "backward() already ran on this graph (build a new graph per step)");
+  backward_done_ = true;
   // Zero gradients for every intermediate that needs one (parameter leaves
   // already share their Parameter's, which keeps accumulating).
   for (auto& n : nodes_)

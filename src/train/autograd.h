@@ -62,11 +62,13 @@ class Graph {
   Var make(Tensor value, std::initializer_list<Var> inputs);
 
   // Runs the tape backwards from `loss` (one element), seeding d loss = 1.
+  // Once per graph: a second pass would add every intermediate gradient twice.
   void backward(Var loss);
   size_t size() const { return nodes_.size(); }
 
  private:
   std::vector<std::unique_ptr<Node>> nodes_;
+  bool backward_done_ = false;
 };
 
 }  // namespace shrink::train

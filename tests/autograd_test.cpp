@@ -172,9 +172,9 @@ struct AttnCase {
 
 TEST(Autograd, CausalAttentionGqa) {
   // GQA, MQA, plain MHA, one-token sequences, and a sequence long enough for
-  // the inference kernel's GEMM path (>= 8 tokens).
+  // the GEMM paths of the forward kernel and of the backward (>= 8 tokens).
   for (AttnCase c : {AttnCase{4, 2, 4, 5, 2}, AttnCase{3, 1, 2, 1, 3}, AttnCase{2, 2, 6, 7, 1},
-                     AttnCase{2, 1, 4, 9, 1}}) {
+                     AttnCase{2, 1, 4, 9, 1}, AttnCase{4, 2, 3, 11, 2}}) {
     const int64_t n = c.seq_len * c.n_seqs;
     std::vector<Parameter> ps{rand_param("q", {n, c.heads * c.head_dim}, 15, -2, 2),
                               rand_param("k", {n, c.kv_heads * c.head_dim}, 16, -2, 2),

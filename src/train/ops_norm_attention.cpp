@@ -1,5 +1,8 @@
 // Norms, RoPE and causal attention of train/ops.h. Values come from the
 // inference kernels (kernels/ops.h); the backward passes are written here.
+#include <dnnl.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -141,6 +144,39 @@ void attention_head_backward(const AttnShape& s, const float* q, const float* k,
   }
 }
 
+// The same as five GEMMs per head (sequences of 8 tokens or more, as the
+// forward kernel): S = scale·Q·Kᵀ, P = causal softmax(S), dP = dO·Vᵀ,
+// dV += Pᵀ·dO, dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale, dQ += dS·K, dK += dSᵀ·Q.
+// P and dP are seq_len² scratch; P is zero past each row's prefix, so dS is too.
+void attention_head_backward_gemm(const AttnShape& s, const float* q, const float* k, const float* v,
+                                  const float* dout, float* dq, float* dk, float* dv, std::vector<float>& P,
+                                  std::vector<float>& dP) {
+  const int64_t T = s.seq_len, hd = s.head_dim, qs = s.q_cols(), ks = s.kv_cols();
+  const float sc = 1.0f / std::sqrt(float(hd));
+  P.resize(T * T);
+  dP.resize(T * T);
+  auto gemm = [](char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+    const dnnl_status_t st = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
+  };
+  gemm('N', 'T', T, T, hd, sc, q, qs, k, ks, 0.0f, P.data(), T);
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::softmax(P.data() + t * T, t + 1);
+    std::fill(P.data() + t * T + t + 1, P.data() + (t + 1) * T, 0.0f);
+  }
+  gemm('N', 'T', T, T, hd, 1.0f, dout, qs, v, ks, 0.0f, dP.data(), T);
+  if (dv) gemm('T', 'N', T, hd, T, 1.0f, P.data(), T, dout, qs, 1.0f, dv, ks);
+  for (int64_t t = 0; t < T; ++t) {
+    float *p = P.data() + t * T, *d = dP.data() + t * T;
+    double pdp = 0;
+    for (int64_t j = 0; j <= t; ++j) pdp += double(p[j]) * d[j];
+    for (int64_t j = 0; j < T; ++j) d[j] = j <= t ? p[j] * (d[j] - float(pdp)) * sc : 0.0f;
+  }
+  if (dq) gemm('N', 'N', T, hd, T, 1.0f, dP.data(), T, k, ks, 1.0f, dq, qs);
+  if (dk) gemm('T', 'N', T, hd, T, 1.0f, dP.data(), T, q, qs, 1.0f, dk, ks);
+}
+
 }  // namespace
 
 Var attention(Var q, Var k, Var v, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t seq_len) {
@@ -168,9 +204,9 @@ Var attention(Var q, Var k, Var v, int64_t n_heads, int64_t n_kv_heads, int64_t 
       const int64_t qoff = b * seq_len * qs, koff = b * seq_len * ks + kh * head_dim;
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
         const int64_t qh = qoff + h * head_dim;
-        attention_head_backward(s, q->v() + qh, k->v() + koff, v->v() + koff, y->g() + qh,
-                                wants(q) ? q->g() + qh : nullptr, wants(k) ? k->g() + koff : nullptr,
-                                wants(v) ? v->g() + koff : nullptr, p, dp);
+        auto* head_backward = seq_len >= 8 ? attention_head_backward_gemm : attention_head_backward;
+        head_backward(s, q->v() + qh, k->v() + koff, v->v() + koff, y->g() + qh, wants(q) ? q->g() + qh : nullptr,
+                      wants(k) ? k->g() + koff : nullptr, wants(v) ? v->g() + koff : nullptr, p, dp);
       }
     }
   };

@@ -1,0 +1,136 @@
+#include "train/llama_graph.h"
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "train/ops.h"
+
+namespace shrink::train {
+
+std::vector<Parameter*> LlamaParams::all() {
+  std::vector<Parameter*> out{&tok_embd};
+  for (auto& b : blocks)
+    for (Parameter* q : {&b.attn_norm, &b.wq, &b.wk, &b.wv, &b.wo, &b.ffn_norm, &b.w_gate, &b.w_up, &b.w_down})
+      out.push_back(q);
+  out.push_back(&out_norm);
+  if (!output.value.empty()) out.push_back(&output);
+  return out;
+}
+
+int64_t LlamaParams::count() {
+  int64_t n = 0;
+  for (Parameter* q : all()) n += q->numel();
+  return n;
+}
+
+namespace {
+
+Tensor normal(std::vector<int64_t> shape, float std, std::mt19937_64& rng) {
+  Tensor t = Tensor::alloc(DType::F32, std::move(shape));
+  std::normal_distribution<float> dist(0.0f, std);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = dist(rng);
+  return t;
+}
+
+Tensor ones(int64_t n) {
+  Tensor t = Tensor::alloc(DType::F32, {n});
+  for (int64_t i = 0; i < n; ++i) t.f32()[i] = 1.0f;
+  return t;
+}
+
+void check_llama(const ModelConfig& c) {
+  SHRINK_CHECK(c.arch == Arch::Llama, "the training graph covers the Llama architecture only (GPT-2: not yet)");
+  SHRINK_CHECK(!c.qkv_bias, "the training graph has no q/k/v biases yet");
+  SHRINK_CHECK(c.head_dim > 0 && c.n_kv_heads > 0, "model config is not validated (head_dim/n_kv_heads are 0)");
+}
+
+}  // namespace
+
+LlamaParams LlamaParams::random(const ModelConfig& cfg, uint64_t seed, float std) {
+  check_llama(cfg);
+  std::mt19937_64 rng(seed);
+  LlamaParams p;
+  p.cfg = cfg;
+  const int64_t d = cfg.dim, h = cfg.hidden_dim, q = cfg.q_dim(), kv = cfg.kv_dim();
+  const float out_std = std / std::sqrt(2.0f * cfg.n_layers);
+  p.tok_embd = Parameter("token_embd.weight", normal({cfg.vocab_size, d}, std, rng));
+  p.blocks.resize(cfg.n_layers);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string s = "blk." + std::to_string(l) + ".";
+    LlamaBlockParams& b = p.blocks[l];
+    b.attn_norm = Parameter(s + "attn_norm.weight", ones(d), false);
+    b.wq = Parameter(s + "attn_q.weight", normal({q, d}, std, rng));
+    b.wk = Parameter(s + "attn_k.weight", normal({kv, d}, std, rng));
+    b.wv = Parameter(s + "attn_v.weight", normal({kv, d}, std, rng));
+    b.wo = Parameter(s + "attn_output.weight", normal({d, q}, out_std, rng));
+    b.ffn_norm = Parameter(s + "ffn_norm.weight", ones(d), false);
+    b.w_gate = Parameter(s + "ffn_gate.weight", normal({h, d}, std, rng));
+    b.w_up = Parameter(s + "ffn_up.weight", normal({h, d}, std, rng));
+    b.w_down = Parameter(s + "ffn_down.weight", normal({d, h}, out_std, rng));
+  }
+  p.out_norm = Parameter("output_norm.weight", ones(d), false);
+  if (!cfg.tied_embeddings) p.output = Parameter("output.weight", normal({cfg.vocab_size, d}, std, rng));
+  return p;
+}
+
+LlamaParams LlamaParams::from_model_file(const ModelFile& m) {
+  check_llama(m.config);
+  SHRINK_CHECK(m.packed.empty(), m.path, ": pack-quantized weights cannot be trained as f32 master weights");
+  LlamaParams p;
+  p.cfg = m.config;
+  // to(F32) is a deep copy (dequantizing block types), so training never writes into an mmap'd file.
+  auto get = [&](const std::string& name, bool decay = true) { return Parameter(name, m.get(name).to(DType::F32), decay); };
+  p.tok_embd = get("token_embd.weight");
+  p.blocks.resize(p.cfg.n_layers);
+  for (int l = 0; l < p.cfg.n_layers; ++l) {
+    const std::string s = "blk." + std::to_string(l) + ".";
+    LlamaBlockParams& b = p.blocks[l];
+    b.attn_norm = get(s + "attn_norm.weight", false);
+    b.wq = get(s + "attn_q.weight");
+    b.wk = get(s + "attn_k.weight");
+    b.wv = get(s + "attn_v.weight");
+    b.wo = get(s + "attn_output.weight");
+    b.ffn_norm = get(s + "ffn_norm.weight", false);
+    b.w_gate = get(s + "ffn_gate.weight");
+    b.w_up = get(s + "ffn_up.weight");
+    b.w_down = get(s + "ffn_down.weight");
+  }
+  p.out_norm = get("output_norm.weight", false);
+  if (!p.cfg.tied_embeddings) p.output = get("output.weight");
+  return p;
+}
+
+namespace {
+
+// One block, the same sequence of steps as Transformer::forward_block.
+Var llama_block(Graph& g, const ModelConfig& c, LlamaBlockParams& b, Var x, const std::vector<int32_t>& pos,
+                int64_t seq_len) {
+  const bool inter = c.rope_style == RopeStyle::Interleaved;
+  Var xn = rmsnorm(x, g.param(b.attn_norm), c.norm_eps);
+  Var q = rope(linear(xn, g.param(b.wq)), c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var k = rope(linear(xn, g.param(b.wk)), c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var v = linear(xn, g.param(b.wv));
+  Var att = attention(q, k, v, c.n_heads, c.n_kv_heads, c.head_dim, seq_len);
+  x = add(x, linear(att, g.param(b.wo)));
+  xn = rmsnorm(x, g.param(b.ffn_norm), c.norm_eps);
+  Var h = swiglu(linear(xn, g.param(b.w_gate)), linear(xn, g.param(b.w_up)));
+  return add(x, linear(h, g.param(b.w_down)));
+}
+
+}  // namespace
+
+Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len) {
+  const int64_t n = int64_t(tokens.size());
+  SHRINK_CHECK(seq_len > 0 && n > 0 && n % seq_len == 0, "llama_logits: ", n, " tokens are not whole sequences of ",
+               seq_len);
+  std::vector<int32_t> pos(n);
+  for (int64_t t = 0; t < n; ++t) pos[t] = int32_t(t % seq_len);
+  Var emb = g.param(p.tok_embd);
+  Var x = embedding(emb, tokens);
+  for (auto& b : p.blocks) x = llama_block(g, p.cfg, b, x, pos, seq_len);
+  Var xn = rmsnorm(x, g.param(p.out_norm), p.cfg.norm_eps);
+  return linear(xn, p.output.value.empty() ? emb : g.param(p.output));
+}
+
+}  // namespace shrink::train

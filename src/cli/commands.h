@@ -15,6 +15,7 @@ void add_init(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_imatrix(CLI::App& app);
+void add_prune(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

@@ -91,21 +91,7 @@ class GptqMethod : public calib::BlockMethod {
  public:
   GptqMethod(const QuantizeOptions& opt, QuantizeReport& rep, bool head) : opt_(opt), rep_(rep), head_(head) {}
 
-  void observe(const Linear& l, const float* x, int64_t n) override {
-    // Linears fed the very same input (q/k/v, gate/up) share one Hessian: the
-    // first of them owns it and adds every sequence; the others alias it.
-    auto it = hessians_.find(&l);
-    if (it == hessians_.end()) {
-      if (alias_.count(&l)) return;
-      if (last_ && x == last_x_ && n == last_n_ && last_->in_features() == l.in_features()) {
-        alias_[&l] = root(last_);
-        return;
-      }
-      it = hessians_.emplace(&l, std::make_unique<calib::Hessian>(l.in_features())).first;
-    }
-    it->second->add(x, n);
-    last_ = &l, last_x_ = x, last_n_ = n;
-  }
+  void observe(const Linear& l, const float* x, int64_t n) override { hessians_.observe(l, x, n); }
 
   void rewrite(Transformer& model, int layer, const std::vector<Linear*>& group) override {
     const bool head = layer == model.config().n_layers;
@@ -113,7 +99,7 @@ class GptqMethod : public calib::BlockMethod {
       const double t0 = now_seconds();
       const QuantTarget t = layer_target(opt_, *l, head);
       const Tensor w = l->weight().to_dense_f32();
-      const std::vector<float> h = hessians_.at(root(l))->matrix();
+      const std::vector<float> h = hessians_.of(*l).matrix();
       if (t.is_dense())
         l->set_weight(quantize_matrix(t, w, nullptr));
       else
@@ -122,24 +108,15 @@ class GptqMethod : public calib::BlockMethod {
       r.output_rel_err = relative_output_error(w, l->weight().to_dense_f32(), h);
       rep_.layers.push_back(r);
     }
-    hessians_.clear(), alias_.clear();
-    last_ = nullptr, last_x_ = nullptr;
+    hessians_.clear();
   }
   bool wants_head() const override { return head_; }
 
  private:
-  const Linear* root(const Linear* l) const {
-    auto it = alias_.find(l);
-    return it == alias_.end() ? l : it->second;
-  }
   const QuantizeOptions& opt_;
   QuantizeReport& rep_;
   bool head_;
-  std::map<const Linear*, std::unique_ptr<calib::Hessian>> hessians_;
-  std::map<const Linear*, const Linear*> alias_;
-  const Linear* last_ = nullptr;
-  const float* last_x_ = nullptr;
-  int64_t last_n_ = 0;
+  calib::GroupHessians hessians_;
 };
 
 }  // namespace

@@ -8,7 +8,8 @@
 # to the report, which is what the table's "out err" column compares).
 # Rows whose report and evaluations are already in OUT are reused, so an interrupted table resumes.
 # Environment: SHRINK (binary, default build/shrink), OUT (work dir, default /tmp/prune_table),
-# CALIB_TOKENS (default 16384), SEQ_LEN (default 256), EXTRA (more `shrink prune` flags, e.g. --global;
+# CALIB_TOKENS (default 16384), SEQ_LEN (default 256), THREADS (default 1: on a 2-core machine shared with
+# other jobs, OpenMP's spinning team makes small models ~15x slower than one thread), EXTRA (more `shrink prune` flags, e.g. --global;
 # it becomes part of the row names).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,13 +31,13 @@ for s in $SPARSITIES; do
     for j in "${evals[@]}"; do [ -s "$j" ] || done_all=0; done
     if [ $done_all = 0 ]; then
       # shellcheck disable=SC2086  # EXTRA is a list of flags
-      if ! "$SHRINK" prune "$MODEL" --method "$m" --sparsity "$s" $EXTRA --calib "$CALIB" \
+      if ! "$SHRINK" prune "$MODEL" -t "${THREADS:-1}" --method "$m" --sparsity "$s" $EXTRA --calib "$CALIB" \
            --calib-tokens "${CALIB_TOKENS:-16384}" --seq-len "${SEQ_LEN:-256}" -o "$OUT/$name.gguf" >"$OUT/$name.log" 2>&1; then
         echo "| $m | $s | failed: $(tail -1 "$OUT/$name.log") |"; continue
       fi
       i=0
       for e in $EVAL; do
-        "$SHRINK" eval "$OUT/$name.gguf" --base "$MODEL" --ppl "$e" --ctx "$CTX" --chunks "$CHUNKS" \
+        "$SHRINK" eval "$OUT/$name.gguf" -t "${THREADS:-1}" --base "$MODEL" --ppl "$e" --ctx "$CTX" --chunks "$CHUNKS" \
           --json "${evals[$i]}" >>"$OUT/$name.log" 2>&1 || { echo "| $m | $s | eval failed: $(tail -1 "$OUT/$name.log") |"; }
         i=$((i + 1))
       done

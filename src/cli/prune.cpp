@@ -4,7 +4,6 @@
 // kept) as GGUF (OUT.gguf) or a Hugging Face directory, progress per layer on
 // stderr, and a JSON report beside the output.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -29,16 +28,6 @@ struct PruneArgs {
   int seq_len = 512;
 };
 
-bool ends_with_gguf(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
-
-int64_t output_bytes(const std::string& p) {
-  if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
-  int64_t n = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(p))
-    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
-  return n;
-}
-
 nlohmann::json report_json(const PruneArgs& a, const prune::PruneOptions& opt, const prune::PruneReport& rep) {
   nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"sparsity", opt.pattern.name()},
                       {"target_sparsity", opt.pattern.sparsity()}, {"pattern", opt.pattern.is_nm() ? "n:m" : "unstructured"},
@@ -53,6 +42,9 @@ nlohmann::json report_json(const PruneArgs& a, const prune::PruneOptions& opt, c
     nlohmann::json row = {{"name", l.name}, {"rows", l.rows}, {"cols", l.cols}, {"sparsity", l.sparsity},
                           {"weight_rel_err", l.weight_rel_err}, {"seconds", l.seconds}};
     if (l.output_rel_err >= 0) row["output_rel_err"] = l.output_rel_err;
+    row["max_row_sparsity"] = l.max_row_sparsity;
+    if (l.magnitude_overlap >= 0) row["magnitude_overlap"] = l.magnitude_overlap;
+    if (l.input_norm_spread >= 0) row["input_norm_spread"] = l.input_norm_spread;
     j["layers"].push_back(row);
     out_err += l.output_rel_err, w_err += l.weight_rel_err;
   }
@@ -92,20 +84,20 @@ void run_prune(const PruneArgs& a) {
 
   ModelFile out = f;
   model.export_to(out);
-  if (ends_with_gguf(a.out)) {
+  if (is_gguf_path(a.out)) {
     save_gguf_model(out, a.out);
   } else {
     const Linear& first = *model.linears().front();
     save_hf(out, a.out, static_cast<const DenseWeight&>(first.weight()).tensor().dtype);
   }
   j["output"] = a.out;
-  j["file_bytes"] = output_bytes(a.out);
+  j["file_bytes"] = path_bytes(a.out);
   j["peak_rss_bytes"] = peak_rss_bytes();
   std::printf("wrote %s (%s; %.2f%% of the block Linears' weights are zero; embedding and head not pruned)\n",
               a.out.c_str(), human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(),
               100.0 * j["achieved_sparsity"].get<double>());
   const std::string report = !a.report.empty()          ? a.report
-                             : ends_with_gguf(a.out) ? a.out + ".json"
+                             : is_gguf_path(a.out) ? a.out + ".json"
                                                      : a.out + "/shrink_prune_report.json";
   write_text_file(report, j.dump(2) + "\n");
 }

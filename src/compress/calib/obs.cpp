@@ -82,6 +82,15 @@ double relative_output_error(const Tensor& w, const Tensor& q, const std::vector
   return den > 0 ? num / den : 0.0;
 }
 
+double relative_weight_error(const Tensor& w, const Tensor& q) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double d = double(w.f32()[i]) - q.f32()[i];
+    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
+  }
+  return den > 0 ? num / den : 0;
+}
+
 std::vector<float> to_column_major(const float* w, int64_t rows, int64_t cols) {
   std::vector<float> wt(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r)

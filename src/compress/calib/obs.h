@@ -44,6 +44,9 @@ void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const
 // calibration inputs relative to its output energy (what GPTQ and SparseGPT minimise).
 double relative_output_error(const Tensor& w, const Tensor& q, const std::vector<float>& h);
 
+// ||W - Q||² / ||W||² of two f32 tensors of the same size.
+double relative_weight_error(const Tensor& w, const Tensor& q);
+
 // Row-major {rows, cols} <-> column-major copies.
 std::vector<float> to_column_major(const float* w, int64_t rows, int64_t cols);
 void from_column_major(const float* wt, int64_t rows, int64_t cols, float* w);

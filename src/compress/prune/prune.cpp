@@ -31,15 +31,6 @@ void store(Linear& l, const Tensor& pruned) {
   l.set_weight(std::make_shared<DenseWeight>(dt == DType::F32 ? pruned : pruned.to(dt)));
 }
 
-double relative_error(const Tensor& w, const Tensor& q) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  return den > 0 ? num / den : 0;
-}
-
 // Magnitude over the whole model: the |w| at which round(s * total) weights
 // fall below, and how many weights equal to it are still to be pruned (given
 // out in forward order, so the count is exact).
@@ -79,6 +70,28 @@ Tensor prune_global(const Tensor& w, GlobalCut& cut) {
   return out;
 }
 
+// Fills the diagnostic fields of r for w pruned to `pruned` (h: its Hessian or empty).
+void diagnose(const Tensor& w, const Tensor& pruned, const std::vector<float>& h, const PruneOptions& opt,
+              PruneLayerReport& r) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  for (int64_t row = 0; row < rows; ++row)
+    r.max_row_sparsity = std::max(r.max_row_sparsity, zero_fraction(pruned.f32() + row * cols, cols));
+  if (opt.method != "magnitude") {
+    const Tensor mag = prune_by_score(w, nullptr, opt.pattern, MaskScope::Layer);
+    int64_t both = 0, pruned_count = 0;
+    for (int64_t i = 0; i < w.numel(); ++i)
+      if (pruned.f32()[i] == 0) ++pruned_count, both += mag.f32()[i] == 0;
+    r.magnitude_overlap = pruned_count ? double(both) / double(pruned_count) : 1.0;
+  }
+  if (!h.empty()) {
+    std::vector<float> norms(static_cast<size_t>(cols));
+    for (int64_t c = 0; c < cols; ++c) norms[c] = std::sqrt(std::max(h[c * cols + c], 0.0f));
+    const float max = *std::max_element(norms.begin(), norms.end());
+    std::nth_element(norms.begin(), norms.begin() + cols / 2, norms.end());
+    r.input_norm_spread = norms[cols / 2] > 0 ? max / norms[cols / 2] : -1;
+  }
+}
+
 // The rewrite every path shares: prune one Linear (h: its Hessian, or empty without data).
 class LayerPruner {
  public:
@@ -103,8 +116,9 @@ class LayerPruner {
     PruneLayerReport r;
     r.name = l.name(), r.rows = w.dim(0), r.cols = w.dim(1);
     r.sparsity = zero_fraction(pruned.f32(), pruned.numel());
-    r.weight_rel_err = relative_error(w, pruned);
+    r.weight_rel_err = calib::relative_weight_error(w, pruned);
     if (!h.empty()) r.output_rel_err = calib::relative_output_error(w, pruned, h);
+    diagnose(w, pruned, h, opt_, r);
     r.seconds = now_seconds() - t0;
     rep_.pruned_params += pruned.numel();
     rep_.zeros += std::llround(r.sparsity * double(pruned.numel()));

@@ -39,6 +39,10 @@ struct PruneLayerReport {
   double weight_rel_err = 0;   // ||W - W'||² / ||W||²
   double output_rel_err = -1;  // tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) with calibration data, else -1
   double seconds = 0;
+  // Measurements that explain the methods' ordering (docs/pruning.md):
+  double max_row_sparsity = 0;     // the most-pruned output row's fraction of zeros
+  double magnitude_overlap = -1;   // share of the pruned weights that magnitude (same pattern) would prune too
+  double input_norm_spread = -1;   // max / median of the input columns' ||X_j|| (Wanda's weighting), with data
 };
 
 struct PruneReport {

@@ -14,16 +14,6 @@ namespace {
 
 bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
 
-// ||w - q||^2 / ||w||^2 of two f32 tensors of the same size.
-double relative_error(const Tensor& w, const Tensor& q) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  return den > 0 ? num / den : 0;
-}
-
 }  // namespace
 
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
@@ -37,7 +27,7 @@ LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t,
   r.name = l.name(), r.type = t.name();
   r.rows = l.out_features(), r.cols = l.in_features(), r.bytes = l.weight().bytes();
   const Tensor q = l.weight().to_dense_f32();
-  r.weight_rel_err = relative_error(w, q);
+  r.weight_rel_err = calib::relative_weight_error(w, q);
   r.seconds = seconds;
   return r;
 }
@@ -82,7 +72,7 @@ void quantize_embedding(Transformer& model, const QuantizeOptions& opt, Quantize
   r.name = "token_embd", r.type = t.name(), r.rows = e.dim(0), r.cols = e.dim(1);
   r.bytes = model.token_embedding().nbytes();
   const Tensor q = model.token_embedding().to(DType::F32);
-  r.weight_rel_err = relative_error(w, q);
+  r.weight_rel_err = calib::relative_weight_error(w, q);
   r.seconds = now_seconds() - t0;
   rep.layers.push_back(r);
 }

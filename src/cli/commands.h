@@ -15,6 +15,7 @@ void add_init(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_imatrix(CLI::App& app);
+void add_prune(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {
@@ -28,5 +29,7 @@ ModelFile open_model(const ModelArgs& a, bool need_tokenizer);
 // Progress line on stderr, overwritten in place when stderr is a terminal.
 void progress_line(const std::string& text, bool final = false);
 std::string human_bytes(double bytes);
+bool is_gguf_path(const std::string& path);  // ends in .gguf
+int64_t path_bytes(const std::string& path);  // bytes of a file, or of every file in a directory
 
 }  // namespace shrink::cli

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/cpu.h"
@@ -52,6 +53,16 @@ std::string human_bytes(double b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
   return buf;
+}
+
+bool is_gguf_path(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
+
+int64_t path_bytes(const std::string& p) {
+  if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
+  int64_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(p))
+    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
+  return n;
 }
 
 }  // namespace shrink::cli

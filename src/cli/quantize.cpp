@@ -45,17 +45,6 @@ struct QuantizeArgs {
   eval::PerplexityOptions p;
 };
 
-bool is_gguf_path(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
-
-// Bytes of a file, or of every file in a directory.
-int64_t path_bytes(const std::string& p) {
-  if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
-  int64_t n = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(p))
-    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
-  return n;
-}
-
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
   if (a.method == "onebit") return quant::QuantTarget::parse("onebit");

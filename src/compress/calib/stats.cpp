@@ -25,6 +25,36 @@ std::vector<float> Hessian::matrix() const {
   return h;
 }
 
+void GroupHessians::observe(const Linear& l, const float* x, int64_t n) {
+  auto it = hessians_.find(&l);
+  if (it == hessians_.end()) {
+    if (alias_.count(&l)) return;
+    if (last_ && x == last_x_ && n == last_n_ && last_->in_features() == l.in_features()) {
+      alias_[&l] = root(last_);
+      return;
+    }
+    it = hessians_.emplace(&l, std::make_unique<Hessian>(l.in_features())).first;
+  }
+  it->second->add(x, n);
+  last_ = &l, last_x_ = x, last_n_ = n;
+}
+
+const Linear* GroupHessians::root(const Linear* l) const {
+  auto it = alias_.find(l);
+  return it == alias_.end() ? l : it->second;
+}
+
+const Hessian& GroupHessians::of(const Linear& l) const {
+  auto it = hessians_.find(root(&l));
+  SHRINK_CHECK(it != hessians_.end(), l.name(), ": no calibration inputs were observed");
+  return *it->second;
+}
+
+void GroupHessians::clear() {
+  hessians_.clear(), alias_.clear();
+  last_ = nullptr, last_x_ = nullptr, last_n_ = 0;
+}
+
 void ColumnStats::add(const float* x, int64_t n) {
   const int64_t cols = static_cast<int64_t>(sum_sq.size());
   for (int64_t t = 0; t < n; ++t) {

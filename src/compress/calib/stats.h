@@ -2,7 +2,11 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
+
+#include "model/linear.h"
 
 namespace shrink::calib {
 
@@ -22,6 +26,25 @@ class Hessian {
  private:
   int64_t cols_, count_ = 0;
   std::vector<float> sum_;  // sum of x^T x
+};
+
+// The Hessians of one group of Linears (calib::block_groups), for methods that
+// observe a group and then rewrite it (GPTQ, SparseGPT). Linears fed the very
+// same input (q/k/v, gate/up) share one Hessian: the first of them owns it and
+// adds every sequence; the others alias it.
+class GroupHessians {
+ public:
+  void observe(const Linear& l, const float* x, int64_t n);
+  const Hessian& of(const Linear& l) const;  // throws if l was never observed
+  void clear();
+
+ private:
+  const Linear* root(const Linear* l) const;
+  std::map<const Linear*, std::unique_ptr<Hessian>> hessians_;
+  std::map<const Linear*, const Linear*> alias_;
+  const Linear* last_ = nullptr;
+  const float* last_x_ = nullptr;
+  int64_t last_n_ = 0;
 };
 
 // Per-column statistics: mean of x^2 (llama.cpp's importance matrix; Wanda's

@@ -1,51 +1,11 @@
 #include "compress/quant/gptq.h"
 
-#include <dnnl.h>
-
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
 #include <algorithm>
 #include <numeric>
 
 #include "core/error.h"
 
 namespace shrink::quant {
-
-namespace {
-
-using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), dampening H until it is
-// positive definite. Returns U as f32 row-major.
-std::vector<float> inverse_cholesky_upper(const std::vector<float>& h, int64_t n, float damp, double* damp_used) {
-  double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
-  mean_diag /= double(n);
-  for (double d = damp;; d *= 10) {
-    SHRINK_CHECK(d <= 10, "GPTQ: the Hessian stays singular even with dampening ", d);
-    MatD H = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(h.data(), n, n)
-                 .cast<double>();
-    H.diagonal().array() += d * mean_diag;
-    Eigen::LLT<MatD> llt(H);
-    if (llt.info() != Eigen::Success) continue;
-    MatD Hinv = llt.solve(MatD::Identity(n, n));
-    Eigen::LLT<MatD> llt2(Hinv);
-    if (llt2.info() != Eigen::Success) continue;
-    MatD U = llt2.matrixU();
-    *damp_used = d;
-    std::vector<float> u(static_cast<size_t>(n * n));
-    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(u.data(), n, n) = U.cast<float>();
-    return u;
-  }
-}
-
-void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float beta, float* c, int64_t ldc) {
-  const dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
-}
-
-}  // namespace
 
 GptqResult gptq_quantize(const Tensor& w, std::vector<float> h, const QuantTarget& target, const GptqOptions& opt) {
   SHRINK_CHECK(w.dtype == DType::F32 && w.ndim() == 2, "GPTQ needs a 2-D f32 weight");
@@ -55,9 +15,7 @@ GptqResult gptq_quantize(const Tensor& w, std::vector<float> h, const QuantTarge
   const int64_t chunk = quantizer->chunk();
 
   // Column-major working copy: a column of W is contiguous.
-  std::vector<float> wt(static_cast<size_t>(rows * n));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < n; ++c) wt[c * rows + r] = w.f32()[r * n + c];
+  std::vector<float> wt = calib::to_column_major(w.f32(), rows, n);
   // Inputs that were always zero carry no information: their weights are free (GPTQ zeroes them).
   for (int64_t c = 0; c < n; ++c)
     if (h[c * n + c] == 0) {
@@ -85,45 +43,19 @@ GptqResult gptq_quantize(const Tensor& w, std::vector<float> h, const QuantTarge
     wt.swap(wp), h.swap(hp);
   }
   GptqResult res;
-  const std::vector<float> u = inverse_cholesky_upper(h, n, opt.damp, &res.damp_used);
+  const std::vector<float> u = calib::inverse_cholesky_upper(h, n, opt.damp, &res.damp_used, "GPTQ");
   h.clear(), h.shrink_to_fit();
 
-  std::vector<float> err(static_cast<size_t>(block * rows)), q(static_cast<size_t>(rows));
-  for (int64_t i1 = 0; i1 < n; i1 += block) {
-    const int64_t i2 = std::min(i1 + block, n);
-    for (int64_t i = i1; i < i2; ++i) {
-      const int64_t c = perm[i];
-      if (!upfront && c % chunk == 0) quantizer->choose(wt.data(), c, importance);
-      float* col = wt.data() + i * rows;
-      quantizer->round_column(c, col, q.data());
-      const float d = u[i * n + i];
-      float* e = err.data() + (i - i1) * rows;
-      for (int64_t r = 0; r < rows; ++r) e[r] = (col[r] - q[r]) / d;
-      // Eager update of the rest of this lazy block.
-#pragma omp parallel for if (rows * (i2 - i) > (1 << 16))
-      for (int64_t j = i + 1; j < i2; ++j) {
-        const float f = u[i * n + j];
-        float* cj = wt.data() + j * rows;
-        for (int64_t r = 0; r < rows; ++r) cj[r] -= e[r] * f;
-      }
-    }
-    // Lazy update of every later column: W[:, i2:] -= Err * U[i1:i2, i2:] (column-major here).
-    if (i2 < n) sgemm('T', 'N', n - i2, rows, i2 - i1, -1.0f, u.data() + i1 * n + i2, n, err.data(), rows, 1.0f,
-                      wt.data() + i2 * rows, rows);
-  }
+  calib::ObsSweep sweep;
+  sweep.wt = wt.data(), sweep.rows = rows, sweep.cols = n, sweep.u = u.data(), sweep.block = block;
+  sweep.replace = [&](int64_t i, const float* col, float* q) {
+    const int64_t c = perm[i];
+    if (!upfront && c % chunk == 0) quantizer->choose(wt.data(), c, importance);
+    quantizer->round_column(c, col, q);
+  };
+  calib::obs_sweep(sweep);
   res.weight = quantizer->finish();
   return res;
-}
-
-double relative_output_error(const Tensor& w, const Tensor& q, const std::vector<float>& h) {
-  const int64_t rows = w.dim(0), n = w.dim(1);
-  std::vector<float> d(static_cast<size_t>(rows * n)), dh(size_t(rows * n)), wh(size_t(rows * n));
-  for (int64_t i = 0; i < rows * n; ++i) d[i] = w.f32()[i] - q.f32()[i];
-  sgemm('N', 'N', rows, n, n, 1.0f, d.data(), n, h.data(), n, 0.0f, dh.data(), n);
-  sgemm('N', 'N', rows, n, n, 1.0f, w.f32(), n, h.data(), n, 0.0f, wh.data(), n);
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < rows * n; ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * w.f32()[i];
-  return den > 0 ? num / den : 0.0;
 }
 
 }  // namespace shrink::quant

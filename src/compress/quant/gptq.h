@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "compress/calib/obs.h"
 #include "compress/quant/target.h"
 #include "core/tensor.h"
 
@@ -35,8 +36,7 @@ struct GptqResult {
 // w: f32 {rows, cols}; h: cols x cols (Hessian::matrix()).
 GptqResult gptq_quantize(const Tensor& w, std::vector<float> h, const QuantTarget& target, const GptqOptions& opt);
 
-// tr((W - Q) H (W - Q)^T) / tr(W H W^T): the layer's output error on the
-// calibration inputs relative to its output energy (what GPTQ minimises).
-double relative_output_error(const Tensor& w, const Tensor& q, const std::vector<float>& h);
+// tr((W - Q) H (W - Q)^T) / tr(W H W^T) (compress/calib/obs.h).
+using calib::relative_output_error;
 
 }  // namespace shrink::quant

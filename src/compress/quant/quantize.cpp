@@ -14,16 +14,6 @@ namespace {
 
 bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
 
-// ||w - q||^2 / ||w||^2 of two f32 tensors of the same size.
-double relative_error(const Tensor& w, const Tensor& q) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  return den > 0 ? num / den : 0;
-}
-
 }  // namespace
 
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
@@ -37,7 +27,7 @@ LayerReport layer_report(const Linear& l, const Tensor& w, const QuantTarget& t,
   r.name = l.name(), r.type = t.name();
   r.rows = l.out_features(), r.cols = l.in_features(), r.bytes = l.weight().bytes();
   const Tensor q = l.weight().to_dense_f32();
-  r.weight_rel_err = relative_error(w, q);
+  r.weight_rel_err = calib::relative_weight_error(w, q);
   r.seconds = seconds;
   return r;
 }
@@ -82,7 +72,7 @@ void quantize_embedding(Transformer& model, const QuantizeOptions& opt, Quantize
   r.name = "token_embd", r.type = t.name(), r.rows = e.dim(0), r.cols = e.dim(1);
   r.bytes = model.token_embedding().nbytes();
   const Tensor q = model.token_embedding().to(DType::F32);
-  r.weight_rel_err = relative_error(w, q);
+  r.weight_rel_err = calib::relative_weight_error(w, q);
   r.seconds = now_seconds() - t0;
   rep.layers.push_back(r);
 }
@@ -91,21 +81,7 @@ class GptqMethod : public calib::BlockMethod {
  public:
   GptqMethod(const QuantizeOptions& opt, QuantizeReport& rep, bool head) : opt_(opt), rep_(rep), head_(head) {}
 
-  void observe(const Linear& l, const float* x, int64_t n) override {
-    // Linears fed the very same input (q/k/v, gate/up) share one Hessian: the
-    // first of them owns it and adds every sequence; the others alias it.
-    auto it = hessians_.find(&l);
-    if (it == hessians_.end()) {
-      if (alias_.count(&l)) return;
-      if (last_ && x == last_x_ && n == last_n_ && last_->in_features() == l.in_features()) {
-        alias_[&l] = root(last_);
-        return;
-      }
-      it = hessians_.emplace(&l, std::make_unique<calib::Hessian>(l.in_features())).first;
-    }
-    it->second->add(x, n);
-    last_ = &l, last_x_ = x, last_n_ = n;
-  }
+  void observe(const Linear& l, const float* x, int64_t n) override { hessians_.observe(l, x, n); }
 
   void rewrite(Transformer& model, int layer, const std::vector<Linear*>& group) override {
     const bool head = layer == model.config().n_layers;
@@ -113,7 +89,7 @@ class GptqMethod : public calib::BlockMethod {
       const double t0 = now_seconds();
       const QuantTarget t = layer_target(opt_, *l, head);
       const Tensor w = l->weight().to_dense_f32();
-      const std::vector<float> h = hessians_.at(root(l))->matrix();
+      const std::vector<float> h = hessians_.of(*l).matrix();
       if (t.is_dense())
         l->set_weight(quantize_matrix(t, w, nullptr));
       else
@@ -122,24 +98,15 @@ class GptqMethod : public calib::BlockMethod {
       r.output_rel_err = relative_output_error(w, l->weight().to_dense_f32(), h);
       rep_.layers.push_back(r);
     }
-    hessians_.clear(), alias_.clear();
-    last_ = nullptr, last_x_ = nullptr;
+    hessians_.clear();
   }
   bool wants_head() const override { return head_; }
 
  private:
-  const Linear* root(const Linear* l) const {
-    auto it = alias_.find(l);
-    return it == alias_.end() ? l : it->second;
-  }
   const QuantizeOptions& opt_;
   QuantizeReport& rep_;
   bool head_;
-  std::map<const Linear*, std::unique_ptr<calib::Hessian>> hessians_;
-  std::map<const Linear*, const Linear*> alias_;
-  const Linear* last_ = nullptr;
-  const float* last_x_ = nullptr;
-  int64_t last_n_ = 0;
+  calib::GroupHessians hessians_;
 };
 
 }  // namespace

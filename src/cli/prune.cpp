@@ -1,0 +1,137 @@
+// shrink prune MODEL --method magnitude|wanda|sparsegpt --sparsity 0.5|2:4 [--calib FILE] -o OUT
+// Unstructured and N:M pruning of the block Linears (compress/prune); the token
+// embedding and the output head stay dense. Writes the pruned model dense (zeros
+// kept) as GGUF (OUT.gguf) or a Hugging Face directory, progress per layer on
+// stderr, and a JSON report beside the output.
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "compress/prune/prune.h"
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/file.h"
+
+namespace shrink::cli {
+
+namespace {
+
+struct PruneArgs {
+  ModelArgs m;
+  std::string method = "magnitude", sparsity, calib_file, out, report;
+  bool global = false;
+  float damp = 0.01f;
+  int64_t block = 128;
+  int64_t calib_tokens = 32768;
+  int seq_len = 512;
+};
+
+nlohmann::json report_json(const PruneArgs& a, const prune::PruneOptions& opt, const prune::PruneReport& rep) {
+  nlohmann::json j = {{"model", a.m.model}, {"method", a.method}, {"sparsity", opt.pattern.name()},
+                      {"target_sparsity", opt.pattern.sparsity()}, {"pattern", opt.pattern.is_nm() ? "n:m" : "unstructured"},
+                      {"seconds", rep.seconds}, {"pruned_params", rep.pruned_params},
+                      {"achieved_sparsity", rep.pruned_params ? double(rep.zeros) / double(rep.pruned_params) : 0.0},
+                      {"not_pruned", {"token_embd", "output"}}};
+  if (a.method == "magnitude") j["global"] = a.global;
+  if (a.method == "sparsegpt") j["sparsegpt"] = {{"damp", a.damp}, {"block", a.block}};
+  if (rep.calib_tokens > 0) j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
+  double out_err = 0, w_err = 0;
+  for (const auto& l : rep.layers) {
+    nlohmann::json row = {{"name", l.name}, {"rows", l.rows}, {"cols", l.cols}, {"sparsity", l.sparsity},
+                          {"weight_rel_err", l.weight_rel_err}, {"seconds", l.seconds}};
+    if (l.output_rel_err >= 0) row["output_rel_err"] = l.output_rel_err;
+    row["max_row_sparsity"] = l.max_row_sparsity;
+    if (l.magnitude_overlap >= 0) row["magnitude_overlap"] = l.magnitude_overlap;
+    if (l.input_norm_spread >= 0) row["input_norm_spread"] = l.input_norm_spread;
+    j["layers"].push_back(row);
+    out_err += l.output_rel_err, w_err += l.weight_rel_err;
+  }
+  if (!rep.layers.empty()) {
+    j["mean_weight_rel_err"] = w_err / double(rep.layers.size());
+    if (rep.layers.front().output_rel_err >= 0) j["mean_output_rel_err"] = out_err / double(rep.layers.size());
+  }
+  return j;
+}
+
+void run_prune(const PruneArgs& a) {
+  SHRINK_CHECK(!a.sparsity.empty(), "give --sparsity (0.5, 50% or N:M such as 2:4)");
+  SHRINK_CHECK(!a.out.empty(), "give -o OUT (FILE.gguf or a directory for a Hugging Face model)");
+  prune::PruneOptions opt;
+  opt.method = a.method;
+  opt.pattern = prune::SparsityPattern::parse(a.sparsity);
+  opt.global = a.global;
+  opt.sparsegpt.damp = a.damp, opt.sparsegpt.block = a.block;
+  prune::check_options(opt, !a.calib_file.empty());  // before loading anything
+  ModelFile f = open_model(a.m, !a.calib_file.empty());
+  Transformer model(f);
+  calib::CalibSet calib;
+  if (!a.calib_file.empty()) {
+    calib = calib::make_calib_set(*f.tokenizer, read_text_file(a.calib_file), a.calib_tokens, a.seq_len);
+    std::fprintf(stderr, "calibration: %zu sequences of %d tokens from %s\n", calib.seqs.size(), a.seq_len,
+                 a.calib_file.c_str());
+  }
+  const double t0 = now_seconds();
+  const prune::PruneReport rep = prune::prune_model(model, calib, opt, [&](int layer, int n, const std::string& what) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s %s: layer %d/%d %s (%.0f s)", a.method.c_str(), opt.pattern.name().c_str(),
+                  std::min(layer + 1, n), n, what.c_str(), now_seconds() - t0);
+    progress_line(buf);
+  });
+  progress_line(a.method + " done in " + std::to_string(int(rep.seconds)) + " s", true);
+  nlohmann::json j = report_json(a, opt, rep);
+
+  ModelFile out = f;
+  model.export_to(out);
+  if (is_gguf_path(a.out)) {
+    save_gguf_model(out, a.out);
+  } else {
+    const Linear& first = *model.linears().front();
+    save_hf(out, a.out, static_cast<const DenseWeight&>(first.weight()).tensor().dtype);
+  }
+  j["output"] = a.out;
+  j["file_bytes"] = path_bytes(a.out);
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  std::printf("wrote %s (%s; %.2f%% of the block Linears' weights are zero; embedding and head not pruned)\n",
+              a.out.c_str(), human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(),
+              100.0 * j["achieved_sparsity"].get<double>());
+  const std::string report = !a.report.empty()          ? a.report
+                             : is_gguf_path(a.out) ? a.out + ".json"
+                                                     : a.out + "/shrink_prune_report.json";
+  write_text_file(report, j.dump(2) + "\n");
+}
+
+}  // namespace
+
+void add_prune(CLI::App& app) {
+  auto a = std::make_shared<PruneArgs>();
+  auto* cmd = app.add_subcommand("prune",
+                                 "Prune the block Linears (magnitude, Wanda, SparseGPT; unstructured or N:M), writing the "
+                                 "dense pruned model (GGUF or HF directory) and a JSON report beside it; the token "
+                                 "embedding and the output head are not pruned");
+  add_model_args(cmd, a->m);
+  cmd->add_option("--method", a->method,
+                  "magnitude (smallest |W| per layer; --global: over the model) | wanda (smallest |W|*||X|| per "
+                  "output row; needs --calib) | sparsegpt (OBS reconstruction; needs --calib)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
+  cmd->add_option("--sparsity", a->sparsity,
+                  "Fraction of weights to zero in (0, 1) (0.5 or 50%), or N:M = keep N of every M consecutive "
+                  "weights of a row (2:4, 4:8)")
+      ->required();
+  cmd->add_flag("--global", a->global, "magnitude, unstructured: one threshold over all block Linears");
+  cmd->add_option("--calib", a->calib_file,
+                  "Calibration text (wanda, sparsegpt; with magnitude it only adds each layer's output error to the "
+                  "report)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
+  cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();
+  cmd->add_option("--damp", a->damp, "SparseGPT dampening (fraction of mean diag H)")->capture_default_str();
+  cmd->add_option("--block", a->block, "SparseGPT lazy block width (columns)")->capture_default_str();
+  cmd->add_option("-o,--output", a->out, "Output: FILE.gguf, or a directory for a Hugging Face model")->required();
+  cmd->add_option("--report", a->report, "JSON report path (default: OUT.json, or OUT/shrink_prune_report.json)");
+  cmd->callback([a] { run_prune(*a); });
+}
+
+}  // namespace shrink::cli

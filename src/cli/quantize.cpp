@@ -45,17 +45,6 @@ struct QuantizeArgs {
   eval::PerplexityOptions p;
 };
 
-bool is_gguf_path(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
-
-// Bytes of a file, or of every file in a directory.
-int64_t path_bytes(const std::string& p) {
-  if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
-  int64_t n = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(p))
-    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
-  return n;
-}
-
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
   if (a.method == "onebit") return quant::QuantTarget::parse("onebit");
@@ -80,22 +69,6 @@ nlohmann::json layer_json(const quant::LayerReport& l) {
   if (l.output_rel_err >= 0) j["output_rel_err"] = l.output_rel_err;
   if (l.awq_alpha >= 0) j["awq_alpha"] = l.awq_alpha, j["awq_loss_ratio"] = l.awq_loss_ratio;
   return j;
-}
-
-// Perplexity, KLD and top-1 of the quantized model against the original on
-// one text (llama-perplexity's protocol, eval/perplexity.h).
-nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& f, const std::string& text,
-                        eval::PerplexityOptions po) {
-  const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
-  po.bos_id = f.tokenizer->bos_id();
-  const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
-    progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
-                  done == total);
-  });
-  std::printf("%s: PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", text.c_str(), r.ppl,
-              r.ppl_err, r.base_ppl, r.kld, r.kld_err, 100 * r.top1);
-  return {{"text", text}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
-          {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
 }
 
 // --bench: prefill and decode tokens/s of the quantized model in this process
@@ -234,7 +207,7 @@ void run_activation_quant(const QuantizeArgs& a) {
   j["target"] = a.method == "llm-int8" ? "int8 + f32 outliers" : a.method == "dynamic" || a.per_token ? "w8a8 per-token" : "w8a8 static";
   if (!a.ppl_files.empty()) {
     Transformer base(f);
-    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate_vs_base(model, base, f, text, a.p));
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
@@ -299,7 +272,7 @@ void run_quantize(const QuantizeArgs& a) {
   }
   if (!a.ppl_files.empty()) {
     Transformer base(f);  // the original weights: f is untouched by quantization
-    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate_vs_base(model, base, f, text, a.p));
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();

@@ -2,37 +2,28 @@
 
 #include <dnnl.h>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
 #include <algorithm>
 #include <numeric>
 
+#include "compress/calib/cholesky.h"
+#include "compress/calib/stats.h"
 #include "core/error.h"
 
 namespace shrink::quant {
 
 namespace {
 
-using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using calib::MatD;
 
-// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), dampening H until it is
-// positive definite. Returns U as f32 row-major.
+// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), dampening H until both H
+// and its inverse factor (calib/cholesky.h). Returns U as f32 row-major.
 std::vector<float> inverse_cholesky_upper(const std::vector<float>& h, int64_t n, float damp, double* damp_used) {
-  double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
-  mean_diag /= double(n);
-  for (double d = damp;; d *= 10) {
-    SHRINK_CHECK(d <= 10, "GPTQ: the Hessian stays singular even with dampening ", d);
-    MatD H = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(h.data(), n, n)
-                 .cast<double>();
-    H.diagonal().array() += d * mean_diag;
-    Eigen::LLT<MatD> llt(H);
-    if (llt.info() != Eigen::Success) continue;
+  for (double start = damp;; start = calib::next_damp(*damp_used)) {
+    Eigen::LLT<MatD> llt = calib::damped_cholesky(h, n, start, damp_used, "GPTQ");
     MatD Hinv = llt.solve(MatD::Identity(n, n));
     Eigen::LLT<MatD> llt2(Hinv);
     if (llt2.info() != Eigen::Success) continue;
     MatD U = llt2.matrixU();
-    *damp_used = d;
     std::vector<float> u(static_cast<size_t>(n * n));
     Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(u.data(), n, n) = U.cast<float>();
     return u;
@@ -116,14 +107,7 @@ GptqResult gptq_quantize(const Tensor& w, std::vector<float> h, const QuantTarge
 }
 
 double relative_output_error(const Tensor& w, const Tensor& q, const std::vector<float>& h) {
-  const int64_t rows = w.dim(0), n = w.dim(1);
-  std::vector<float> d(static_cast<size_t>(rows * n)), dh(size_t(rows * n)), wh(size_t(rows * n));
-  for (int64_t i = 0; i < rows * n; ++i) d[i] = w.f32()[i] - q.f32()[i];
-  sgemm('N', 'N', rows, n, n, 1.0f, d.data(), n, h.data(), n, 0.0f, dh.data(), n);
-  sgemm('N', 'N', rows, n, n, 1.0f, w.f32(), n, h.data(), n, 0.0f, wh.data(), n);
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < rows * n; ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * w.f32()[i];
-  return den > 0 ? num / den : 0.0;
+  return calib::relative_output_error(w.f32(), q.f32(), w.dim(0), w.dim(1), h);
 }
 
 }  // namespace shrink::quant

@@ -15,14 +15,7 @@ namespace {
 bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
 
 // ||w - q||^2 / ||w||^2 of two f32 tensors of the same size.
-double relative_error(const Tensor& w, const Tensor& q) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  return den > 0 ? num / den : 0;
-}
+double relative_error(const Tensor& w, const Tensor& q) { return calib::relative_weight_error(w.f32(), q.f32(), w.numel()); }
 
 }  // namespace
 

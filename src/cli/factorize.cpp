@@ -4,7 +4,9 @@
 // --dense multiplied back into ordinary weights llama.cpp loads. Progress per
 // layer on stderr; a JSON report (per-layer rank, kept parameters, weight and
 // output error, time) beside the output.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>

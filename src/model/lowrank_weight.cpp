@@ -19,7 +19,7 @@ LowRankWeight::LowRankWeight(Tensor u, Tensor v) : u_(std::move(u)), v_(std::mov
                dtype_name(v_.dtype));
 }
 
-std::string LowRankWeight::kind() const { return "lowrank r=" + std::to_string(rank()) + " " + dtype_name(u_.dtype); }
+std::string LowRankWeight::kind() const { return "lowrank r=" + std::to_string(rank()) + " " + std::string(dtype_name(u_.dtype)); }
 
 // Two dense products through the same kernels a dense Linear uses; the rank-r
 // intermediate is small (r floats per token), so a per-call buffer costs

@@ -1,5 +1,6 @@
 // Model-level factorization: which rank each Linear gets, the calibration
 // driver's BlockMethod for ASVD / SVD-LLM, and the per-layer report.
+#include <algorithm>
 #include <exception>
 #include <memory>
 
@@ -31,13 +32,17 @@ LayerReport factorize_linear(Linear& l, const InputTransform& t, const Factorize
   rep.name = l.name(), rep.rows = w.dim(0), rep.cols = w.dim(1);
   rep.params_dense = rep.params_kept = rep.rows * rep.cols;
   rep.damp = t.damp_used;
-  const Spectrum s = decompose(w, t);
-  int64_t rank = ratio_rank(rep.rows, rep.cols, layer_ratio(opt, rep.name));
-  if (opt.energy > 0) rank = std::min(rank, energy_rank(s, opt.energy));
-  if (rank > max_saving_rank(rep.rows, rep.cols)) {  // U and V would hold as much as W: stay dense
+  auto keep_dense = [&] {
     rep.energy_kept = 1, rep.output_rel_err = h ? 0 : -1, rep.seconds = now_seconds() - t0;
     return rep;
-  }
+  };
+  // A ratio of 1 asks to keep every parameter: the Linear stays dense (unless --energy cuts it).
+  const double ratio = layer_ratio(opt, rep.name);
+  if (ratio >= 1 && opt.energy <= 0) return keep_dense();
+  const Spectrum s = decompose(w, t);
+  int64_t rank = ratio >= 1 ? std::min(rep.rows, rep.cols) : ratio_rank(rep.rows, rep.cols, ratio);
+  if (opt.energy > 0) rank = std::min(rank, energy_rank(s, opt.energy));
+  if (rank > max_saving_rank(rep.rows, rep.cols)) return keep_dense();  // U and V would hold as much as W
   auto [u, v] = truncate(s, t, rank, opt.factor_dtype);
   auto lw = std::make_shared<LowRankWeight>(std::move(u), std::move(v));
   const Tensor approx = lw->to_dense_f32();

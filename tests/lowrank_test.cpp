@@ -5,6 +5,7 @@
 // end to end on stories260K.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -61,6 +62,34 @@ TEST(LowRank, SvdIsExactAtTheTrueRank) {
   double total = 0;
   for (double x : s.sigma) total += x * x;
   EXPECT_NEAR(calib::relative_weight_error(w.f32(), a4.f32(), w.numel()), s.sigma[4] * s.sigma[4] / total, 1e-5);
+}
+
+// The randomized range finder on a decaying spectrum: the same truncation
+// error as the full SVD up to a fraction of a percent, and exact at the true rank.
+TEST(LowRank, RandomizedSvdMatchesExactTruncation) {
+  std::mt19937 rng(5);
+  const int64_t rows = 90, cols = 120, rank = 10;
+  Tensor w = Tensor::alloc(DType::F32, {rows, cols});
+  std::fill_n(w.f32(), w.numel(), 0.0f);
+  for (int i = 0; i < 40; ++i) {  // sum of rank-1 terms with geometrically decaying weights
+    const Tensor a = random_matrix(rows, 1, rng, std::pow(0.8f, float(i))), b = random_matrix(1, cols, rng);
+    const Tensor ab = product(a, b);
+    for (int64_t j = 0; j < w.numel(); ++j) w.f32()[j] += ab.f32()[j];
+  }
+  const InputTransform t = identity_transform(cols);
+  auto error = [&](const Spectrum& s) {
+    auto [u, v] = truncate(s, t, rank, DType::F32);
+    const Tensor a = LowRankWeight(u, v).to_dense_f32();
+    return calib::relative_weight_error(w.f32(), a.f32(), w.numel());
+  };
+  const Spectrum exact = decompose(w, t), fast = decompose_randomized(w, t, rank, 2);
+  EXPECT_LT(fast.sigma.size(), exact.sigma.size());
+  EXPECT_NEAR(fast.total_energy, exact.total_energy, 1e-9 * exact.total_energy);
+  EXPECT_LT(error(fast), 1.01 * error(exact));
+  const Tensor low = product(random_matrix(rows, 4, rng), random_matrix(4, cols, rng));
+  auto [u, v] = truncate(decompose_randomized(low, t, 4, 1), t, 4, DType::F32);
+  const Tensor back = LowRankWeight(u, v).to_dense_f32();
+  EXPECT_LT(calib::relative_weight_error(low.f32(), back.f32(), low.numel()), 1e-10);
 }
 
 TEST(LowRank, RankRules) {

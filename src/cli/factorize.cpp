@@ -23,7 +23,7 @@ namespace {
 
 struct FactorizeArgs {
   ModelArgs m;
-  std::string method = "svd-llm", calib_file, out, report, factor_dtype = "f32";
+  std::string method = "svd-llm", calib_file, out, report, factor_dtype = "f32", svd = "exact";
   double ratio = 0, energy = 0;
   std::vector<std::string> layer_ratios, ppl_files;
   double alpha = 0.5, damp = 0;
@@ -40,6 +40,7 @@ lowrank::FactorizeOptions make_options(const FactorizeArgs& a) {
   opt.ratio = a.ratio > 0 ? a.ratio : 1.0;
   opt.energy = a.energy;
   opt.asvd_alpha = a.alpha, opt.damp = a.damp;
+  opt.randomized = a.svd == "randomized";
   SHRINK_CHECK(a.factor_dtype == "f32" || a.factor_dtype == "bf16", "--factor-dtype is f32 or bf16, not ",
                a.factor_dtype);
   opt.factor_dtype = a.factor_dtype == "bf16" ? DType::BF16 : DType::F32;
@@ -129,6 +130,7 @@ void run_factorize(const FactorizeArgs& a) {
                       {"weight_bytes_before", bytes_before}, {"weight_bytes_after", model.weight_bytes()},
                       {"layers", layers}};
   if (opt.method == lowrank::Method::Asvd) j["asvd_alpha"] = opt.asvd_alpha;
+  j["svd"] = a.svd;
   if (!opt.layer_ratios.empty()) j["layer_ratios"] = a.layer_ratios;
   if (rep.calib_tokens > 0) j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
   if (!a.ppl_files.empty()) {
@@ -179,6 +181,11 @@ void add_factorize(CLI::App& app) {
                   "SVD-LLM: dampening (fraction of mean diag X^T X) tried first; raised tenfold while X^T X is not "
                   "positive definite")
       ->capture_default_str();
+  cmd->add_option("--svd", a->svd,
+                  "exact (Eigen BDCSVD) | randomized (leading triplets only, Halko et al. 2011: for big models "
+                  "whose full SVDs take minutes; not with --energy)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"exact", "randomized"}));
   cmd->add_option("--factor-dtype", a->factor_dtype, "Storage of U and V: f32 | bf16")->capture_default_str();
   cmd->add_flag("--dense", a->dense,
                 "Write U V multiplied out as ordinary dense f32 weights (a GGUF llama.cpp loads, or a HF directory)");

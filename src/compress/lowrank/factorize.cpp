@@ -39,18 +39,18 @@ LayerReport factorize_linear(Linear& l, const InputTransform& t, const Factorize
   // A ratio of 1 asks to keep every parameter: the Linear stays dense (unless --energy cuts it).
   const double ratio = layer_ratio(opt, rep.name);
   if (ratio >= 1 && opt.energy <= 0) return keep_dense();
-  const Spectrum s = decompose(w, t);
   int64_t rank = ratio >= 1 ? std::min(rep.rows, rep.cols) : ratio_rank(rep.rows, rep.cols, ratio);
+  const Spectrum s = opt.randomized ? decompose_randomized(w, t, rank, opt.power_iters) : decompose(w, t);
   if (opt.energy > 0) rank = std::min(rank, energy_rank(s, opt.energy));
   if (rank > max_saving_rank(rep.rows, rep.cols)) return keep_dense();  // U and V would hold as much as W
   auto [u, v] = truncate(s, t, rank, opt.factor_dtype);
   auto lw = std::make_shared<LowRankWeight>(std::move(u), std::move(v));
   const Tensor approx = lw->to_dense_f32();
-  double total = 0, kept = 0;
-  for (size_t i = 0; i < s.sigma.size(); ++i) total += s.sigma[i] * s.sigma[i], kept += i < size_t(rank) ? s.sigma[i] * s.sigma[i] : 0;
+  double kept = 0;
+  for (int64_t i = 0; i < rank; ++i) kept += s.sigma[i] * s.sigma[i];
   rep.rank = rank;
   rep.params_kept = rank * (rep.rows + rep.cols);
-  rep.energy_kept = total > 0 ? kept / total : 1;
+  rep.energy_kept = s.total_energy > 0 ? kept / s.total_energy : 1;
   rep.weight_rel_err = calib::relative_weight_error(w.f32(), approx.f32(), w.numel());
   if (h) rep.output_rel_err = calib::relative_output_error(w.f32(), approx.f32(), rep.rows, rep.cols, *h);
   l.set_weight(std::move(lw));
@@ -142,6 +142,7 @@ FactorizeReport factorize_model(Transformer& model, const calib::CalibSet& calib
                                 const std::function<void(int, int, const std::string&)>& progress) {
   SHRINK_CHECK(opt.ratio > 0 && opt.ratio <= 1, "--ratio ", opt.ratio, " is outside (0, 1]");
   SHRINK_CHECK(opt.energy >= 0 && opt.energy <= 1, "--energy ", opt.energy, " is outside (0, 1]");
+  SHRINK_CHECK(!(opt.randomized && opt.energy > 0), "--energy needs the full spectrum: drop --svd randomized");
   for (const auto& [pattern, r] : opt.layer_ratios)
     SHRINK_CHECK(r > 0 && r <= 1, "layer ratio ", pattern, "=", r, " is outside (0, 1]");
   const double t0 = now_seconds();

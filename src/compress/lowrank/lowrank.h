@@ -56,11 +56,18 @@ InputTransform whitening_transform(const std::vector<float>& h, int64_t cols, do
 // The singular values of W T (descending) and its thin singular vectors.
 struct Spectrum {
   int64_t rows = 0, cols = 0;
-  std::vector<double> sigma;
-  std::vector<double> u;  // rows x k row-major, k = min(rows, cols)
-  std::vector<double> v;  // cols x k row-major
+  std::vector<double> sigma;  // k values: min(rows, cols), or fewer from decompose_randomized
+  std::vector<double> u;      // rows x k row-major
+  std::vector<double> v;      // cols x k row-major
+  double total_energy = 0;    // ||W T||_F^2 = the sum of all sigma^2, even those not computed
 };
 Spectrum decompose(const Tensor& w, const InputTransform& t);  // w: f32 {out, in}
+// The leading `rank` (+ oversampling) singular triplets only, by a randomized
+// range finder with power iterations (Halko, Martinsson, Tropp 2011, "Finding
+// Structure with Randomness", Alg. 4.4 + 5.1): a few GEMMs, a thin QR and the
+// SVD of a (rank + p) x cols matrix instead of a full SVD; deterministic
+// (fixed seed). Falls back to decompose() when the rank is not small.
+Spectrum decompose_randomized(const Tensor& w, const InputTransform& t, int64_t rank, int power_iters);
 
 // The smallest rank keeping at least `energy` of sum sigma^2 (energy in (0, 1]).
 int64_t energy_rank(const Spectrum& s, double energy);
@@ -80,6 +87,10 @@ struct FactorizeOptions {
   double asvd_alpha = 0.5;  // ASVD's alpha (the paper's default)
   double damp = 0;          // SVD-LLM: first dampening tried (0 = none unless X^T X is singular)
   DType factor_dtype = DType::F32;
+  // Randomized truncated SVD (decompose_randomized): for big models whose full
+  // SVDs take minutes; the rank must come from the ratio (no --energy).
+  bool randomized = false;
+  int power_iters = 2;
 };
 
 struct LayerReport {

@@ -1,9 +1,11 @@
 // The matrix-level pieces of compress/lowrank: input transforms, the SVD of
 // W T, rank choice and truncation into factors.
 #include <Eigen/Core>
+#include <Eigen/QR>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "compress/calib/cholesky.h"
 #include "compress/lowrank/lowrank.h"
@@ -63,7 +65,10 @@ InputTransform whitening_transform(const std::vector<float>& h, int64_t cols, do
   return t;
 }
 
-Spectrum decompose(const Tensor& w, const InputTransform& t) {
+namespace {
+
+// A = W T in double, column-major.
+MatCol transformed(const Tensor& w, const InputTransform& t) {
   SHRINK_CHECK(w.dtype == DType::F32 && w.ndim() == 2, "factorization needs a 2-D f32 weight");
   const int64_t rows = w.dim(0), cols = w.dim(1);
   SHRINK_CHECK(t.cols == cols, "input transform of ", t.cols, " columns for a weight of ", cols);
@@ -73,22 +78,57 @@ Spectrum decompose(const Tensor& w, const InputTransform& t) {
     a = a * Eigen::Map<const Eigen::VectorXd>(t.diag.data(), cols).asDiagonal();
   else if (t.kind == InputTransform::Kind::Lower)
     a = a * Eigen::Map<const MatRow>(t.lower.data(), cols, cols).triangularView<Eigen::Lower>();
+  return a;
+}
+
+// Spectrum from the SVD of `b` (k = its singular values), with U = q_left * U_b (q_left empty: U_b).
+Spectrum spectrum_of(const MatCol& b, const MatCol* q_left, int64_t rows, int64_t cols, double total_energy) {
   // Divide-and-conquer SVD: Jacobi's accuracy is not needed for truncation and it is far slower on big matrices.
-  Eigen::BDCSVD<MatCol> svd(a, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  Eigen::BDCSVD<MatCol> svd(b, Eigen::ComputeThinU | Eigen::ComputeThinV);
   Spectrum s;
-  s.rows = rows, s.cols = cols;
-  const int64_t k = std::min(rows, cols);
+  s.rows = rows, s.cols = cols, s.total_energy = total_energy;
+  const int64_t k = svd.singularValues().size();
   s.sigma.assign(svd.singularValues().data(), svd.singularValues().data() + k);
   s.u.resize(size_t(rows * k)), s.v.resize(size_t(cols * k));
-  Eigen::Map<MatRow>(s.u.data(), rows, k) = svd.matrixU();
+  if (q_left)
+    Eigen::Map<MatRow>(s.u.data(), rows, k) = *q_left * svd.matrixU();
+  else
+    Eigen::Map<MatRow>(s.u.data(), rows, k) = svd.matrixU();
   Eigen::Map<MatRow>(s.v.data(), cols, k) = svd.matrixV();
   return s;
 }
 
+// An orthonormal basis of y's columns (thin Q of its QR).
+MatCol orthonormal(const MatCol& y) {
+  Eigen::HouseholderQR<MatCol> qr(y);
+  return qr.householderQ() * MatCol::Identity(y.rows(), y.cols());
+}
+
+}  // namespace
+
+Spectrum decompose(const Tensor& w, const InputTransform& t) {
+  const MatCol a = transformed(w, t);
+  return spectrum_of(a, nullptr, a.rows(), a.cols(), a.squaredNorm());
+}
+
+Spectrum decompose_randomized(const Tensor& w, const InputTransform& t, int64_t rank, int power_iters) {
+  const int64_t rows = w.dim(0), cols = w.dim(1), k = std::min(rows, cols);
+  const int64_t width = std::min(k, rank + std::max<int64_t>(16, rank / 10));  // oversampling p
+  if (2 * width > k) return decompose(w, t);  // not cheaper than the full SVD
+  const MatCol a = transformed(w, t);
+  std::mt19937_64 rng(0x5eed);
+  std::normal_distribution<double> gauss;
+  MatCol omega(cols, width);
+  for (int64_t i = 0; i < omega.size(); ++i) omega.data()[i] = gauss(rng);
+  MatCol q = orthonormal(a * omega);
+  for (int i = 0; i < power_iters; ++i) q = orthonormal(a * orthonormal(a.transpose() * q));  // sharpen the decay
+  const MatCol b = q.transpose() * a;  // width x cols
+  return spectrum_of(b, &q, rows, cols, a.squaredNorm());
+}
+
 int64_t energy_rank(const Spectrum& s, double energy) {
   SHRINK_CHECK(energy > 0 && energy <= 1, "energy ", energy, " is outside (0, 1]");
-  double total = 0;
-  for (double x : s.sigma) total += x * x;
+  const double total = s.total_energy;
   double kept = 0;
   for (size_t i = 0; i < s.sigma.size(); ++i) {
     kept += s.sigma[i] * s.sigma[i];

@@ -251,7 +251,7 @@ TEST(LowRank, FactorizeCliOnStories) {
   SHRINK_REQUIRE_ASSET(text, "text/gutenberg/valid.txt");
   const std::string dir = test::temp_dir("lowrank_cli");
   const std::string common = model + " --ratio 0.6 --calib " + text + " --calib-tokens 2048 --seq-len 128 --ppl " +
-                             text + " --ctx 128 --chunks 4 ";
+                             text + " --ctx 128 --chunks 4 -t 1 ";
   for (const char* m : {"svd", "svd-llm"}) {
     const auto r = test::run_shrink("factorize " + common + "--method " + m + " -o " + dir + "/" + m + ".gguf");
     ASSERT_EQ(r.code, 0) << r.out;
@@ -263,13 +263,13 @@ TEST(LowRank, FactorizeCliOnStories) {
     return j["evals"][0]["kld"].get<double>();
   };
   EXPECT_LT(kld("svd-llm"), kld("svd"));
-  const auto e = test::run_shrink("eval " + dir + "/svd-llm.gguf --ppl " + text + " --ctx 128 --chunks 2 --base " + model);
+  const auto e = test::run_shrink("eval " + dir + "/svd-llm.gguf --ppl " + text + " --ctx 128 --chunks 2 -t 1 --base " + model);
   EXPECT_EQ(e.code, 0) << e.out;
   EXPECT_NE(e.out.find("KLD"), std::string::npos) << e.out;
-  const auto bad = test::run_shrink("factorize " + model + " --method asvd --ratio 0.5 -o " + dir + "/x.gguf");
+  const auto bad = test::run_shrink("factorize " + model + " --method asvd --ratio 0.5 -t 1 -o " + dir + "/x.gguf");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("--calib"), std::string::npos) << bad.out;
-  const auto hf = test::run_shrink("factorize " + model + " --method svd --ratio 0.5 -o " + dir + "/hfdir");
+  const auto hf = test::run_shrink("factorize " + model + " --method svd --ratio 0.5 -t 1 -o " + dir + "/hfdir");
   EXPECT_EQ(hf.code, 1);
   EXPECT_NE(hf.out.find("--dense"), std::string::npos) << hf.out;
 }

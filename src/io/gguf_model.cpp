@@ -440,7 +440,7 @@ void save_gguf_model(const ModelFile& in, const std::string& path) {
   // Low-rank linears (BASE.weight.lr_u / .lr_v, docs/lowrank.md) are shrink's own
   // convention: count them in a key so that a reader can tell why BASE.weight is absent.
   const auto lowrank = std::count_if(m.tensors.begin(), m.tensors.end(), [](const auto& e) {
-    return e.first.size() > 6 && e.first.compare(e.first.size() - 6, 6, ".lr_u") == 0;
+    return e.first.size() > 5 && e.first.compare(e.first.size() - 5, 5, ".lr_u") == 0;
   });
   if (lowrank > 0) kv.push_back({"shrink.lowrank.count", GgufValue(static_cast<uint32_t>(lowrank))});
 

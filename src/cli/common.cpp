@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/cpu.h"
+#include "core/file.h"
 
 namespace shrink::cli {
 
@@ -57,12 +58,29 @@ std::string human_bytes(double b) {
 
 bool is_gguf_path(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".gguf") == 0; }
 
+// Bytes of a file, or of every file in a directory.
 int64_t path_bytes(const std::string& p) {
   if (!std::filesystem::is_directory(p)) return static_cast<int64_t>(std::filesystem::file_size(p));
   int64_t n = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(p))
     if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
   return n;
+}
+
+// Perplexity, KLD and top-1 of a compressed model against the original on
+// one text (llama-perplexity's protocol, eval/perplexity.h).
+nlohmann::json evaluate_vs_base(Transformer& model, Transformer& base, const ModelFile& f, const std::string& text,
+                        eval::PerplexityOptions po) {
+  const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
+  po.bos_id = f.tokenizer->bos_id();
+  const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
+    progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
+                  done == total);
+  });
+  std::printf("%s: PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", text.c_str(), r.ppl,
+              r.ppl_err, r.base_ppl, r.kld, r.kld_err, 100 * r.top1);
+  return {{"text", text}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
+          {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
 }
 
 }  // namespace shrink::cli

@@ -71,22 +71,6 @@ nlohmann::json layer_json(const quant::LayerReport& l) {
   return j;
 }
 
-// Perplexity, KLD and top-1 of the quantized model against the original on
-// one text (llama-perplexity's protocol, eval/perplexity.h).
-nlohmann::json evaluate(Transformer& model, Transformer& base, const ModelFile& f, const std::string& text,
-                        eval::PerplexityOptions po) {
-  const std::vector<int32_t> tokens = f.tokenizer->encode(read_text_file(text), true);
-  po.bos_id = f.tokenizer->bos_id();
-  const auto r = eval::perplexity(model, tokens, po, &base, [](int done, int total, double ppl) {
-    progress_line("eval: window " + std::to_string(done) + "/" + std::to_string(total) + " PPL " + std::to_string(ppl),
-                  done == total);
-  });
-  std::printf("%s: PPL = %.4f +/- %.5f (base %.4f); KLD = %.6f +/- %.6f; top-1 = %.2f%%\n", text.c_str(), r.ppl,
-              r.ppl_err, r.base_ppl, r.kld, r.kld_err, 100 * r.top1);
-  return {{"text", text}, {"ctx", po.n_ctx}, {"chunks", r.chunks}, {"ppl", r.ppl}, {"ppl_err", r.ppl_err},
-          {"base_ppl", r.base_ppl}, {"kld", r.kld}, {"kld_err", r.kld_err}, {"top1", r.top1}};
-}
-
 // --bench: prefill and decode tokens/s of the quantized model in this process
 // (1 thread, 16-token prompt, 32 decoded, mean of 3 repetitions): the speed of what
 // cannot be saved (W8A8) and a quick figure for what can.
@@ -223,7 +207,7 @@ void run_activation_quant(const QuantizeArgs& a) {
   j["target"] = a.method == "llm-int8" ? "int8 + f32 outliers" : a.method == "dynamic" || a.per_token ? "w8a8 per-token" : "w8a8 static";
   if (!a.ppl_files.empty()) {
     Transformer base(f);
-    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate_vs_base(model, base, f, text, a.p));
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
@@ -288,7 +272,7 @@ void run_quantize(const QuantizeArgs& a) {
   }
   if (!a.ppl_files.empty()) {
     Transformer base(f);  // the original weights: f is untouched by quantization
-    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate(model, base, f, text, a.p));
+    for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate_vs_base(model, base, f, text, a.p));
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();

@@ -412,7 +412,7 @@ std::map<std::string, Tensor> rope_fixups(const ModelFile& m, const ArchSpec& a)
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.n_heads}, std::pair{"attn_k.", c.n_kv_heads}})
-      for (const char* kind : {"weight", "bias"})
+      for (const char* kind : {"weight", "bias", "weight.lr_u"})  // permuting W's rows = permuting U's rows
         if (const Tensor* t = m.find(p + suffix + kind))
           out[p + suffix + kind] = permute_heads(*t, heads, c.head_dim, to_interleaved);
   }
@@ -437,6 +437,12 @@ void save_gguf_model(const ModelFile& in, const std::string& path) {
   if (any_quantized(m)) kv.push_back({"general.quantization_version", GgufValue(uint32_t{2})});  // ggml's QK format
   add_arch_kv(kv, m.config, a);
   add_tokenizer_kv(kv, m, a, path);
+  // Low-rank linears (BASE.weight.lr_u / .lr_v, docs/lowrank.md) are shrink's own
+  // convention: count them in a key so that a reader can tell why BASE.weight is absent.
+  const auto lowrank = std::count_if(m.tensors.begin(), m.tensors.end(), [](const auto& e) {
+    return e.first.size() > 5 && e.first.compare(e.first.size() - 5, 5, ".lr_u") == 0;
+  });
+  if (lowrank > 0) kv.push_back({"shrink.lowrank.count", GgufValue(static_cast<uint32_t>(lowrank))});
 
   const std::map<std::string, Tensor> fixed = rope_fixups(m, a);
   std::vector<GgufTensorOut> out;

@@ -61,6 +61,15 @@ void check_shape(const ModelFile& m, const std::string& name, const std::vector<
                  shape_str(shape));
     return;
   }
+  const Tensor* lr_u = t ? nullptr : m.find(name + ".lr_u");
+  if (lr_u) {  // a low-rank linear (model/lowrank_weight.h): U {out, r} V {r, in} stand for the weight
+    const Tensor& v = m.get(name + ".lr_v");
+    SHRINK_CHECK(lr_u->ndim() == 2 && v.ndim() == 2 && shape.size() == 2 && lr_u->dim(0) == shape[0] &&
+                     v.dim(1) == shape[1] && lr_u->dim(1) == v.dim(0),
+                 m.path, ": low-rank factors of '", name, "' have shapes ", shape_str(lr_u->shape), " and ",
+                 shape_str(v.shape), ", expected {", shape[0], ", r} and {r, ", shape[1], "}");
+    return;
+  }
   if (!t) {
     SHRINK_CHECK(!required, m.path, ": tensor '", name, "' is missing");
     return;

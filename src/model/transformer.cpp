@@ -6,6 +6,7 @@
 #include "kernels/attention_q8.h"
 #include "kernels/ops.h"
 #include "model/group_weight.h"
+#include "model/lowrank_weight.h"
 
 namespace shrink {
 
@@ -16,8 +17,12 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
   return t->dtype == DType::F32 ? *t : t->to(DType::F32);
 }
 
-// Linear `base` of the file: pack-quantized (group weight) or dense / block-quantized.
+// Linear `base` of the file: low-rank factors (BASE.weight.lr_u / lr_v), pack-quantized
+// (group weight) or dense / block-quantized.
 Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bias) {
+  if (const Tensor* u = m.find(lowrank_u_name(base)))
+    return Linear(base, std::make_shared<LowRankWeight>(*u, m.get(lowrank_v_name(base))),
+                  bias ? bias->to(DType::F32) : Tensor());
   if (!m.packed.count(base)) return Linear::dense(base, m.get(base + ".weight"), bias);
   return Linear(base, group_weight_from_file(m, base), bias ? bias->to(DType::F32) : Tensor());
 }
@@ -70,7 +75,12 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
   auto put = [&](const Linear& l) {
     const std::string key = l.name() + ".weight";
     const auto* g = dynamic_cast<const GroupQuantWeight*>(&l.weight());
-    if (g && group_packed) {
+    m.tensors.erase(lowrank_u_name(l.name())), m.tensors.erase(lowrank_v_name(l.name()));  // a stale low-rank form
+    if (const auto* lr = dynamic_cast<const LowRankWeight*>(&l.weight())) {
+      m.tensors[lowrank_u_name(l.name())] = lr->u();
+      m.tensors[lowrank_v_name(l.name())] = lr->v();
+      m.tensors.erase(key);
+    } else if (g && group_packed) {
       group_weight_to_file(*g, l.name(), m);
     } else {
       if (const auto* d = dynamic_cast<const DenseWeight*>(&l.weight()))

@@ -6,33 +6,25 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "compress/calib/cholesky.h"
+#include "compress/calib/stats.h"
 #include "core/error.h"
 
 namespace shrink::calib {
 
 namespace {
-using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }  // namespace
 
 std::vector<float> inverse_cholesky_upper(const std::vector<float>& h, int64_t n, float damp, double* damp_used,
                                           const char* who) {
-  double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
-  mean_diag /= double(n);
-  for (double d = damp;; d *= 10) {
-    SHRINK_CHECK(d <= 10, who, ": the Hessian stays singular even with dampening ", d);
-    MatD H = Eigen::Map<const MatF>(h.data(), n, n).cast<double>();
-    H.diagonal().array() += d * mean_diag;
-    Eigen::LLT<MatD> llt(H);
-    if (llt.info() != Eigen::Success) continue;
-    MatD Hinv = llt.solve(MatD::Identity(n, n));
-    Eigen::LLT<MatD> llt2(Hinv);
+  // Dampen until H factors (calib/cholesky.h) and, rarely needed, until its inverse does too.
+  for (double start = damp;; start = next_damp(*damp_used)) {
+    Eigen::LLT<MatD> llt = damped_cholesky(h, n, start, damp_used, who);
+    Eigen::LLT<MatD> llt2(llt.solve(MatD::Identity(n, n)));
     if (llt2.info() != Eigen::Success) continue;
-    MatD U = llt2.matrixU();
-    *damp_used = d;
     std::vector<float> u(static_cast<size_t>(n * n));
-    Eigen::Map<MatF>(u.data(), n, n) = U.cast<float>();
+    Eigen::Map<MatF>(u.data(), n, n) = MatD(llt2.matrixU()).cast<float>();
     return u;
   }
 }
@@ -72,24 +64,10 @@ void obs_sweep(const ObsSweep& s) {
 }
 
 double relative_output_error(const Tensor& w, const Tensor& q, const std::vector<float>& h) {
-  const int64_t rows = w.dim(0), n = w.dim(1);
-  std::vector<float> d(static_cast<size_t>(rows * n)), dh(size_t(rows * n)), wh(size_t(rows * n));
-  for (int64_t i = 0; i < rows * n; ++i) d[i] = w.f32()[i] - q.f32()[i];
-  sgemm('N', 'N', rows, n, n, 1.0f, d.data(), n, h.data(), n, 0.0f, dh.data(), n);
-  sgemm('N', 'N', rows, n, n, 1.0f, w.f32(), n, h.data(), n, 0.0f, wh.data(), n);
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < rows * n; ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * w.f32()[i];
-  return den > 0 ? num / den : 0.0;
+  return relative_output_error(w.f32(), q.f32(), w.dim(0), w.dim(1), h);
 }
 
-double relative_weight_error(const Tensor& w, const Tensor& q) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = double(w.f32()[i]) - q.f32()[i];
-    num += d * d, den += double(w.f32()[i]) * w.f32()[i];
-  }
-  return den > 0 ? num / den : 0;
-}
+double relative_weight_error(const Tensor& w, const Tensor& q) { return relative_weight_error(w.f32(), q.f32(), w.numel()); }
 
 std::vector<float> to_column_major(const float* w, int64_t rows, int64_t cols) {
   std::vector<float> wt(static_cast<size_t>(rows * cols));

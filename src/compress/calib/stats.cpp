@@ -81,4 +81,27 @@ std::vector<float> ColumnStats::mean_abs() const {
   return m;
 }
 
+double relative_output_error(const float* w, const float* q, int64_t rows, int64_t n, const std::vector<float>& h) {
+  std::vector<float> d(static_cast<size_t>(rows * n)), dh(size_t(rows * n)), wh(size_t(rows * n));
+  for (int64_t i = 0; i < rows * n; ++i) d[i] = w[i] - q[i];
+  auto sgemm = [&](const float* a, float* c) {
+    const dnnl_status_t st = dnnl_sgemm('N', 'N', rows, n, n, 1.0f, a, n, h.data(), n, 0.0f, c, n);
+    SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
+  };
+  sgemm(d.data(), dh.data());
+  sgemm(w, wh.data());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < rows * n; ++i) num += double(dh[i]) * d[i], den += double(wh[i]) * w[i];
+  return den > 0 ? num / den : 0.0;
+}
+
+double relative_weight_error(const float* w, const float* q, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(w[i]) - q[i];
+    num += d * d, den += double(w[i]) * w[i];
+  }
+  return den > 0 ? num / den : 0;
+}
+
 }  // namespace shrink::calib

@@ -59,4 +59,12 @@ struct ColumnStats {
   int64_t count = 0;
 };
 
+// tr((W - Q) H (W - Q)^T) / tr(W H W^T): a layer's output error on the
+// calibration inputs relative to its output energy (what GPTQ and SVD-LLM
+// minimise). w, q: f32 {rows, cols}; h: cols x cols.
+double relative_output_error(const float* w, const float* q, int64_t rows, int64_t cols, const std::vector<float>& h);
+
+// ||W - Q||_F^2 / ||W||_F^2 of two f32 arrays of n values.
+double relative_weight_error(const float* w, const float* q, int64_t n);
+
 }  // namespace shrink::calib

@@ -88,20 +88,8 @@ void round_trip(const std::string& method) {
 
 json read_config(const std::string& dir) { return json::parse(read_text_file(dir + "/config.json")); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 void edit_tensors(const std::string& dir, const std::function<void(std::map<std::string, Tensor>&)>& edit) {
-  std::map<std::string, Tensor> t;
-  for (auto& [name, v] : read_safetensors(dir + "/model.safetensors").tensors) t[name] = v.clone();
-  edit(t);
-  write_safetensors(dir + "/model.safetensors", t);
+  test::edit_safetensors(dir + "/model.safetensors", edit);
 }
 
 }  // namespace
@@ -184,44 +172,44 @@ TEST(W8A8Save, BadFilesAreRefusedWithClearErrors) {
   const std::string p = "model.layers.0.self_attn.v_proj.";
 
   edit_tensors(dir, [&](auto& t) { t.erase(p + "input_scale"); });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("input_scale"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("input_scale"), std::string::npos);
   save_quantized_hf(*q.model, q.orig, dir, DType::F32, true);
   edit_tensors(dir, [&](auto& t) { t[p + "weight_scale"] = Tensor::zeros(DType::F32, {3}); });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("weight_scale"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("weight_scale"), std::string::npos);
   edit_tensors(dir, [&](auto& t) { t.erase(p + "weight_scale"); });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("no weight_scale"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("no weight_scale"), std::string::npos);
   save_quantized_hf(*q.model, q.orig, dir, DType::F32, true);
 
   json cfg = json::parse(cfg_text);
   cfg["quantization_config"]["config_groups"]["group_0"]["input_activations"] = nullptr;  // W8A16
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("W8A16"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("W8A16"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["config_groups"]["group_0"]["input_activations"]["symmetric"] = false;
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("asymmetric"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("asymmetric"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["config_groups"]["group_0"]["weights"]["strategy"] = "tensor";
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("per channel"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("per channel"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["format"] = "pack-quantized";
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("not int-quantized"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("not int-quantized"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg["shrink_outlier_threshold"] = 6.0;  // LLM.int8() needs per-token scales
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("per-token"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("per-token"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg.erase("quantization_config");
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("no quantization_config"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("no quantization_config"), std::string::npos);
 
   write_text_file(dir + "/config.json", cfg_text);
   EXPECT_NO_THROW(load_model(dir));
   // A dense weight stored as I8 without scales is not a W8A8 linear.
   edit_tensors(dir, [&](auto& t) { t["model.norm.weight"] = Tensor::zeros(DType::I8, {small_config().dim}); });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("int8"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("int8"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

@@ -91,6 +91,38 @@ TEST(Cli, InitEvalBenchOnRandomModel) {
   EXPECT_NE(bench.out.find("tok/s"), std::string::npos) << bench.out;
 }
 
+// The number printed after `key` (up to the next space).
+std::string figure_after(const std::string& out, const std::string& key) {
+  const size_t at = out.find(key);
+  if (at == std::string::npos) return "(no " + key + ")";
+  const size_t from = at + key.size();
+  return out.substr(from, out.find_first_of(" ;\n", from) - from);
+}
+
+// quantize --method w8a8 -o DIR, then eval DIR: the saved model scores what the in-memory one did.
+TEST(Cli, W8A8SavedModelEvaluatesAsMeasuredInPlace) {
+  const std::string dir = test::temp_dir("cli_w8a8");
+  const std::string text = std::string(SHRINK_SOURCE_DIR) + "/data/demo.txt";
+  ASSERT_EQ(run("init --preset tiny -o " + dir + "/tiny.gguf").code, 0);
+  const Result q = run("quantize " + dir + "/tiny.gguf --method w8a8 --observer percentile --calib " + text +
+                       " --calib-tokens 512 --seq-len 64 --ppl " + text + " --ctx 64 -o " + dir + "/w8a8");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_NE(q.out.find("wrote " + dir + "/w8a8"), std::string::npos) << q.out;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/w8a8/shrink_quantize_report.json"));
+  // The GGUF's tokenizer is inside it, not a file beside it: name it.
+  const Result e = run("eval " + dir + "/w8a8 --tokenizer " + dir + "/tiny.gguf --base " + dir + "/tiny.gguf --ppl " +
+                       text + " --ctx 64");
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(figure_after(q.out, "PPL = "), figure_after(e.out, "PPL = ")) << q.out << e.out;
+  EXPECT_EQ(figure_after(q.out, "KLD = "), figure_after(e.out, "KLD(base||model) = ")) << q.out << e.out;
+  const Result r = run("run " + dir + "/w8a8 --tokenizer " + dir + "/tiny.gguf -p hello -n 4 --no-stats");
+  EXPECT_EQ(r.code, 0) << r.out;
+  const Result i = run("inspect " + dir + "/w8a8");
+  EXPECT_EQ(i.code, 0) << i.out;
+  expect_clean_error(run("quantize " + dir + "/tiny.gguf --method dynamic -o " + dir + "/x.gguf"), "no GGUF form");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cli, HelpExplainsCommands) {
   const Result r = run("--help");
   EXPECT_EQ(r.code, 0);

@@ -86,21 +86,8 @@ void round_trip(const std::string& target, const std::string& head, const std::s
 
 json read_config(const std::string& dir) { return json::parse(read_text_file(dir + "/config.json")); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-// Rewrites dir's model.safetensors after `edit` changes its tensors.
 void edit_tensors(const std::string& dir, const std::function<void(std::map<std::string, Tensor>&)>& edit) {
-  std::map<std::string, Tensor> t;
-  for (auto& [name, v] : read_safetensors(dir + "/model.safetensors").tensors) t[name] = v.clone();
-  edit(t);
-  write_safetensors(dir + "/model.safetensors", t);
+  test::edit_safetensors(dir + "/model.safetensors", edit);
 }
 
 }  // namespace
@@ -190,11 +177,11 @@ TEST(CompressedTensors, SeveralSchemesNameTheirModules) {
 TEST(CompressedTensors, RefusesWhatPackQuantizedCannotHold) {
   Quantized nf4 = quantized_model("nf4g64", "");
   const std::string dir = test::temp_dir("ct_refuse");
-  EXPECT_NE(error_of([&] { save_quantized_hf(*nf4.model, nf4.orig, dir, DType::F32); }).find("float codes"),
+  EXPECT_NE(test::error_of([&] { save_quantized_hf(*nf4.model, nf4.orig, dir, DType::F32); }).find("float codes"),
             std::string::npos);
   // A group weight has no GGUF form: plain export_to still refuses it.
   ModelFile m = nf4.orig;
-  EXPECT_NE(error_of([&] { nf4.model->export_to(m); }).find("Hugging Face"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { nf4.model->export_to(m); }).find("Hugging Face"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
@@ -207,38 +194,38 @@ TEST(CompressedTensors, BadFilesAreRefusedWithClearErrors) {
 
   // weight_shape that disagrees with the packed codes
   edit_tensors(dir, [&](auto& t) { t[p + "weight_shape"].template ptr<int64_t>()[1] = 200; });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("weight_packed"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("weight_packed"), std::string::npos);
   save_quantized_hf(*q.model, q.orig, dir, DType::F32);
 
   // scales of the wrong shape
   edit_tensors(dir, [&](auto& t) { t[p + "weight_scale"] = Tensor::zeros(DType::F32, {64, 3}); });
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("weight_scale"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("weight_scale"), std::string::npos);
   save_quantized_hf(*q.model, q.orig, dir, DType::F32);
 
   // an unknown format / method
   json cfg = json::parse(cfg_text);
   cfg["quantization_config"]["format"] = "marlin-24";
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("format 'marlin-24'"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("format 'marlin-24'"), std::string::npos);
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["quant_method"] = "gptq";
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("quant_method 'gptq'"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("quant_method 'gptq'"), std::string::npos);
   // float weights, unsupported bit widths
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["config_groups"]["group_0"]["weights"]["type"] = "float";
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("type 'float'"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("type 'float'"), std::string::npos);
   // packed tensors but no quantization_config
   cfg = json::parse(cfg_text);
   cfg.erase("quantization_config");
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("no quantization_config"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("no quantization_config"), std::string::npos);
   // a packed module the config ignores
   cfg = json::parse(cfg_text);
   cfg["quantization_config"]["ignore"] = json::array({"lm_head", "re:.*v_proj$"});
   write_text_file(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { load_model(dir); }).find("ignores it"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { load_model(dir); }).find("ignores it"), std::string::npos);
 
   write_text_file(dir + "/config.json", cfg_text);
   EXPECT_NO_THROW(load_model(dir));

@@ -45,11 +45,14 @@ inline std::string temp_dir(const std::string& name) {
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <string>
 #include <random>
 #include <vector>
 
 #include "io/model_file.h"
+#include "io/safetensors.h"
 #include "model/transformer.h"
 
 namespace shrink::test {
@@ -168,4 +171,23 @@ struct Bytes {
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
+// The message of the exception f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Rewrites a safetensors file after `edit` changes its tensors (to make bad files).
+inline void edit_safetensors(const std::string& path,
+                             const std::function<void(std::map<std::string, Tensor>&)>& edit) {
+  std::map<std::string, Tensor> t;
+  for (auto& [name, v] : read_safetensors(path).tensors) t[name] = v.clone();
+  edit(t);
+  write_safetensors(path, t);
+}
+
 }  // namespace shrink::test

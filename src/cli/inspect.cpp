@@ -32,6 +32,10 @@ void run_inspect(const InspectArgs& a) {
   std::printf("weights:      %s, %.3f bits per weight\n", human_bytes(double(bytes)).c_str(), 8.0 * bytes / params);
   for (const auto& [t, e] : by_type)
     std::printf("  %-6s %12lld params  %s\n", t.c_str(), (long long)e.first, human_bytes(double(e.second)).c_str());
+  std::map<std::string, int> schemes;  // compressed-tensors linears by scheme
+  for (const auto& [_, s] : f.packed) ++schemes[s.name()];
+  for (const auto& [_, s] : f.int8) ++schemes[s.name()];
+  for (const auto& [name, n] : schemes) std::printf("quantized:    %d linears %s\n", n, name.c_str());
   if (f.tokenizer)
     std::printf("tokenizer:    %s, %d tokens (bos %d, eos %d)\n", f.tokenizer->kind().c_str(), f.tokenizer->vocab_size(),
                 f.tokenizer->bos_id(), f.tokenizer->eos_id());

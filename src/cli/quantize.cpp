@@ -2,7 +2,9 @@
 // Weight quantization into ggml block types (a GGUF llama.cpp loads) or shrink's
 // group formats; progress per layer on stderr; a JSON report beside the output.
 // --method dynamic|w8a8|smoothquant|llm-int8: W8A8 (weights and activations
-// int8, compress/actquant), measured in place with --ppl.
+// int8, compress/actquant), measured in place with --ppl and/or written as a
+// HF directory in compressed-tensors int-quantized form (LLM.int8(): plus
+// config.json shrink_outlier_threshold).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -45,6 +47,20 @@ struct QuantizeArgs {
   eval::PerplexityOptions p;
 };
 
+// Records the written model in the report and says so on stdout.
+void note_output(nlohmann::json& j, const std::string& out, double linear_bits) {
+  j["output"] = out;
+  j["file_bytes"] = path_bytes(out);
+  std::printf("wrote %s (%s, %.2f bits per weight in the linears)\n", out.c_str(),
+              human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), linear_bits);
+}
+
+// --report, else beside the output (OUT.gguf.json, or OUT/shrink_quantize_report.json).
+std::string report_path(const QuantizeArgs& a) {
+  if (!a.report.empty() || a.out.empty()) return a.report;
+  return is_gguf_path(a.out) ? a.out + ".json" : a.out + "/shrink_quantize_report.json";
+}
+
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
   if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
   if (a.method == "onebit") return quant::QuantTarget::parse("onebit");
@@ -73,7 +89,7 @@ nlohmann::json layer_json(const quant::LayerReport& l) {
 
 // --bench: prefill and decode tokens/s of the quantized model in this process
 // (1 thread, 16-token prompt, 32 decoded, mean of 3 repetitions): the speed of what
-// cannot be saved (W8A8) and a quick figure for what can.
+// was not saved and a quick figure for what was.
 nlohmann::json quick_bench(Transformer& model) {
   eval::BenchOptions bo;
   bo.n_prompt = 16, bo.n_gen = 32, bo.reps = 3, bo.threads = {1}, bo.measure_bandwidth = false;
@@ -157,8 +173,10 @@ nlohmann::json allocate(const QuantizeArgs& a, Transformer& model, const calib::
 
 // W8A8 methods: every block Linear becomes int8 x int8 (model/int8_weight.h).
 void run_activation_quant(const QuantizeArgs& a) {
-  SHRINK_CHECK(a.out.empty(), "-o ", a.out, ": W8A8 models cannot be saved yet; measure them in place with --ppl and --bench");
-  SHRINK_CHECK(!a.ppl_files.empty() || a.speed, "nothing to do: W8A8 models are measured in place: give --ppl TEXT and/or --bench");
+  SHRINK_CHECK(!a.out.empty() || !a.ppl_files.empty() || a.speed, "nothing to do: give -o DIR, --ppl TEXT and/or --bench");
+  SHRINK_CHECK(a.out.empty() || !is_gguf_path(a.out), "-o ", a.out,
+               ": W8A8 has no GGUF form; give a directory to write a Hugging Face model (compressed-tensors "
+               "int-quantized)");
   SHRINK_CHECK(a.type.empty() && a.preset.empty() && a.bits == 0 && a.target_bpw == 0,
                "--method ", a.method, " is int8 weights and activations: --type/--bits/--preset/--target-bpw do not apply");
   actquant::ActQuantOptions opt;
@@ -168,6 +186,9 @@ void run_activation_quant(const QuantizeArgs& a) {
   opt.smooth_all = a.smooth_all;
   opt.search_alpha = a.search_alpha;
   ModelFile f = open_model(a.m, true);
+  SHRINK_CHECK(a.out.empty() || f.config.arch != Arch::GPT2, "-o ", a.out,
+               ": W8A8 GPT-2 cannot be saved (its Conv1D layers are not compressed-tensors Linears); measure it in "
+               "place with --ppl and --bench");
   Transformer model(f);
   calib::CalibSet calib;
   if (actquant::needs_calibration(opt)) {
@@ -205,13 +226,20 @@ void run_activation_quant(const QuantizeArgs& a) {
                              {"act_max_after", g.act_max_after}, {"s_min", g.s_min}, {"s_max", g.s_max}});
   j["linear_params"] = params, j["linear_bytes"] = bytes, j["linear_bits_per_weight"] = 8.0 * bytes / double(params);
   j["target"] = a.method == "llm-int8" ? "int8 + f32 outliers" : a.method == "dynamic" || a.per_token ? "w8a8 per-token" : "w8a8 static";
+  if (!a.out.empty()) {
+    // Dense tensors (embedding, norms, head) in the model's own float type when they fit it
+    // unchanged, else F32: the saved model computes exactly what was measured here.
+    const DType emb = f.get("token_embd.weight").dtype;
+    save_quantized_hf(model, f, a.out, emb == DType::F16 || emb == DType::BF16 ? emb : DType::F32, true);
+    note_output(j, a.out, 8.0 * bytes / double(params));
+  }
   if (!a.ppl_files.empty()) {
     Transformer base(f);
     for (const std::string& text : a.ppl_files) j["evals"].push_back(evaluate_vs_base(model, base, f, text, a.p));
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
-  if (!a.report.empty()) write_text_file(a.report, j.dump(2) + "\n");
+  if (const std::string report = report_path(a); !report.empty()) write_text_file(report, j.dump(2) + "\n");
 }
 
 void run_quantize(const QuantizeArgs& a) {
@@ -265,10 +293,7 @@ void run_quantize(const QuantizeArgs& a) {
     } else {
       save_quantized_hf(model, f, a.out, DType::F16);  // dense tensors (norms, embedding) in f16
     }
-    j["output"] = a.out;
-    j["file_bytes"] = path_bytes(a.out);
-    std::printf("wrote %s (%s, %.2f bits per weight in the linears)\n", a.out.c_str(),
-                human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), 8.0 * bytes / double(params));
+    note_output(j, a.out, 8.0 * bytes / double(params));
   }
   if (!a.ppl_files.empty()) {
     Transformer base(f);  // the original weights: f is untouched by quantization
@@ -276,11 +301,7 @@ void run_quantize(const QuantizeArgs& a) {
   }
   if (a.speed) j["bench"] = quick_bench(model);
   j["peak_rss_bytes"] = peak_rss_bytes();
-  const std::string report = !a.report.empty() ? a.report
-                             : a.out.empty()    ? ""
-                             : is_gguf_path(a.out) ? a.out + ".json"
-                                                   : a.out + "/shrink_quantize_report.json";
-  if (!report.empty()) write_text_file(report, j.dump(2) + "\n");
+  if (const std::string report = report_path(a); !report.empty()) write_text_file(report, j.dump(2) + "\n");
 }
 
 }  // namespace
@@ -291,12 +312,13 @@ void add_quantize(CLI::App& app) {
                                  "Quantize weights (RTN, importance-weighted RTN, GPTQ, AWQ, OneBit) into ggml block types "
                                  "or group formats, writing a GGUF or HF directory and a JSON report beside it; or weights "
                                  "and activations to int8 (W8A8: dynamic, static with an observer, SmoothQuant, LLM.int8()), "
-                                 "measured in place");
+                                 "measured in place and/or written as a HF directory (compressed-tensors int-quantized)");
   add_model_args(cmd, a->m);
   cmd->add_option("--method", a->method,
                   "Weights only: rtn | imatrix | gptq | awq | onebit (= SVID sign + rank-1 scales; --type "
-                  "onebit/ternary with the other methods). Weights and activations int8 (W8A8, measured in place "
-                  "with --ppl): dynamic (per-token activation scales) | w8a8 (static scales from --observer on --calib) "
+                  "onebit/ternary with the other methods). Weights and activations int8 (W8A8; -o DIR writes "
+                  "compressed-tensors int-quantized, LLM.int8() as per-token W8A8 + config.json "
+                  "shrink_outlier_threshold, which only shrink honours): dynamic (per-token activation scales) | w8a8 (static scales from --observer on --calib) "
                   "| smoothquant (SmoothQuant smoothing with --alpha, then w8a8; --per-token for dynamic) | llm-int8 "
                   "(per-token int8, input columns with |x| >= --outlier-threshold in f32)")
       ->capture_default_str()
@@ -347,7 +369,7 @@ void add_quantize(CLI::App& app) {
   cmd->add_flag("--no-clip", a->no_clip, "AWQ: skip the weight clipping search");
   cmd->add_option("-o,--output", a->out,
                   "Output: FILE.gguf (ggml block types), or a directory: a Hugging Face model with group formats in "
-                  "compressed-tensors pack-quantized form (vLLM/transformers load it)");
+                  "compressed-tensors pack-quantized form, W8A8 in int-quantized form (vLLM/transformers load it)");
   cmd->add_option("--report", a->report, "JSON report path (default: OUTPUT.json)");
   cmd->add_option("--ppl", a->ppl_files,
                   "After quantizing, measure perplexity, KLD and top-1 vs the original on this text (repeatable)")

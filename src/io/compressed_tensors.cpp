@@ -4,7 +4,9 @@
 #include "io/compressed_tensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -25,6 +27,11 @@ std::string PackedScheme::name() const {
   }
   s += symmetric ? " sym" : " asym";
   return s;
+}
+
+std::string Int8Scheme::name() const {
+  if (outlier_threshold > 0) return "llm.int8";
+  return static_input ? "w8a8 static" : "w8a8 per-token";
 }
 
 std::optional<std::pair<std::string, std::string>> split_packed_name(const std::string& name) {
@@ -103,6 +110,38 @@ std::vector<int64_t> check_packed_linear(const std::map<std::string, Tensor>& te
     SHRINK_CHECK(z.ptr<const int32_t>()[i] >= 0 && z.ptr<const int32_t>()[i] <= maxq, src, ": ", base,
                  ".weight_zero_point: zero ", z.ptr<const int32_t>()[i], " is outside 0..", maxq);
   return shape;
+}
+
+std::vector<int64_t> check_int8_linear(const std::map<std::string, Tensor>& tensors, const std::string& base,
+                                       const Int8Scheme& s, const std::string& src) {
+  const Tensor& w = need(tensors, base + ".weight", src);
+  SHRINK_CHECK(w.dtype == DType::I8 && w.ndim() == 2 && w.dim(0) > 0 && w.dim(1) > 0, src, ": ", base,
+               ".weight of an int-quantized linear must be I8 [out, in], got ", dtype_name(w.dtype), " ",
+               shape_str(w.shape));
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const Tensor& scale = need(tensors, base + ".weight_scale", src);
+  const bool float_scale = scale.dtype == DType::F32 || scale.dtype == DType::F16 || scale.dtype == DType::BF16;
+  const bool shape_ok = scale.shape == std::vector<int64_t>{rows, 1} || scale.shape == std::vector<int64_t>{rows};
+  SHRINK_CHECK(float_scale && shape_ok, src, ": ", base, ".weight_scale is ", dtype_name(scale.dtype), " ",
+               shape_str(scale.shape), "; int8 per-channel weights of [", rows, ", ", cols, "] need a float [", rows,
+               ", 1]");
+  SHRINK_CHECK(all_finite(scale), src, ": ", base, ".weight_scale has NaN or Inf values");
+  SHRINK_CHECK(!tensors.count(base + ".weight_g_idx"), src, ": ", base,
+               ".weight_g_idx: activation-order group indices are not supported");
+  const auto in = tensors.find(base + ".input_scale");
+  if (!s.static_input) {
+    SHRINK_CHECK(in == tensors.end(), src, ": ", base,
+                 ".input_scale is stored but the scheme's activations are dynamic (per token)");
+    return {rows, cols};
+  }
+  SHRINK_CHECK(in != tensors.end(), src, ": ", base, ": static activations need an input_scale tensor");
+  const Tensor& x = in->second;
+  const bool x_float = x.dtype == DType::F32 || x.dtype == DType::F16 || x.dtype == DType::BF16;
+  SHRINK_CHECK(x_float && x.numel() == 1, src, ": ", base, ".input_scale must be one float, got ",
+               dtype_name(x.dtype), " ", shape_str(x.shape));
+  const float v = x.to(DType::F32).f32()[0];
+  SHRINK_CHECK(std::isfinite(v) && v > 0, src, ": ", base, ".input_scale ", v, " is not a positive number");
+  return {rows, cols};
 }
 
 // ---------------------------------------------------------------- zero points
@@ -186,28 +225,64 @@ json weights_args(const PackedScheme& s) {
 
 }  // namespace
 
-json ct_quantization_config(const std::map<std::string, PackedScheme>& modules,
-                            const std::vector<std::string>& ignore) {
-  std::vector<PackedScheme> schemes;
+namespace {
+
+json int8_input_args(const Int8Scheme& s) {
+  json a;
+  a["num_bits"] = 8;
+  a["type"] = "int";
+  a["symmetric"] = true;
+  a["group_size"] = nullptr;
+  a["strategy"] = s.static_input ? "tensor" : "token";
+  a["block_structure"] = nullptr;
+  a["dynamic"] = !s.static_input;
+  a["actorder"] = nullptr;
+  a["observer"] = s.static_input ? json("minmax") : json(nullptr);
+  a["observer_kwargs"] = json::object();
+  return a;
+}
+
+// One config group per distinct scheme; with a single group it targets every Linear.
+template <typename S>
+void add_groups(json& groups, const std::map<std::string, S>& modules, bool only_group, const char* format,
+                bool mixed, const std::function<void(json&, const S&)>& fill) {
+  std::vector<S> schemes;
   for (const auto& [_, s] : modules)
     if (std::find(schemes.begin(), schemes.end(), s) == schemes.end()) schemes.push_back(s);
-  json groups = json::object();
-  for (size_t i = 0; i < schemes.size(); ++i) {
+  for (const S& scheme : schemes) {
     json targets = json::array();
-    if (schemes.size() == 1) {
+    if (only_group && schemes.size() == 1) {
       targets.push_back("Linear");
     } else {
       for (const auto& [name, s] : modules)
-        if (s == schemes[i]) targets.push_back(name);
+        if (s == scheme) targets.push_back(name);
     }
-    groups["group_" + std::to_string(i)] = {{"targets", targets},
-                                            {"weights", weights_args(schemes[i])},
-                                            {"input_activations", nullptr},
-                                            {"output_activations", nullptr}};
+    json g = {{"targets", targets}, {"input_activations", nullptr}, {"output_activations", nullptr}};
+    fill(g, scheme);
+    if (mixed) g["format"] = format;
+    groups["group_" + std::to_string(groups.size())] = g;
   }
+}
+
+}  // namespace
+
+json ct_quantization_config(const std::map<std::string, PackedScheme>& modules,
+                            const std::vector<std::string>& ignore,
+                            const std::map<std::string, Int8Scheme>& int8_modules) {
+  const bool mixed = !modules.empty() && !int8_modules.empty();
+  json groups = json::object();
+  add_groups<PackedScheme>(groups, modules, !mixed, "pack-quantized", mixed,
+                           [](json& g, const PackedScheme& s) { g["weights"] = weights_args(s); });
+  // Groups differ only by their activations; the LLM.int8() threshold is not part of quantization_config.
+  std::map<std::string, Int8Scheme> int8;
+  for (const auto& [name, s] : int8_modules) int8[name] = Int8Scheme{s.static_input, 0};
+  add_groups<Int8Scheme>(groups, int8, !mixed, "int-quantized", mixed, [](json& g, const Int8Scheme& s) {
+    g["weights"] = weights_args(PackedScheme{8, 0, true});
+    g["input_activations"] = int8_input_args(s);
+  });
   json qc;
   qc["quant_method"] = "compressed-tensors";
-  qc["format"] = "pack-quantized";
+  qc["format"] = mixed ? "mixed-precision" : modules.empty() ? "int-quantized" : "pack-quantized";
   qc["quantization_status"] = "compressed";
   qc["config_groups"] = groups;
   qc["ignore"] = ignore;
@@ -270,65 +345,127 @@ bool name_matches(const std::string& target, const std::string& name) {
   return target == name;
 }
 
+// One config group as read: its format and raw arguments, checked when a module resolves to it.
+struct CtGroup {
+  std::string where, format;
+  std::vector<std::string> targets;
+  json args;
+};
+
+struct CtGroups {
+  std::vector<CtGroup> groups;
+  std::vector<std::string> ignore;
+};
+
+CtGroups parse_groups(const json& qc, const std::string& src) {
+  SHRINK_CHECK(qc.is_object(), src, ": quantization_config must be an object");
+  const std::string method = str_field(qc, "quant_method", "");
+  SHRINK_CHECK(method == "compressed-tensors", src, ": quantization_config quant_method '", method,
+               "' is not supported (only compressed-tensors pack-quantized and int-quantized)");
+  const std::string format = str_field(qc, "format", "");
+  SHRINK_CHECK(format == "pack-quantized" || format == "int-quantized" || format == "mixed-precision", src,
+               ": compressed-tensors format '", format, "' is not supported (pack-quantized, int-quantized)");
+  const auto cg = qc.find("config_groups");
+  SHRINK_CHECK(cg != qc.end() && cg->is_object(), src, ": quantization_config has no config_groups");
+  CtGroups out;
+  for (const auto& [gname, g] : cg->items()) {
+    CtGroup grp{src + ": config group '" + gname + "'", "", {}, g};
+    SHRINK_CHECK(g.is_object(), grp.where, " must be an object");
+    grp.format = str_field(g, "format", format);
+    const auto t = g.find("targets");
+    SHRINK_CHECK(t != g.end() && t->is_array(), grp.where, ": \"targets\" must be a list");
+    for (const auto& e : *t) {
+      SHRINK_CHECK(e.is_string(), grp.where, ": targets must be strings");
+      grp.targets.push_back(e.get<std::string>());
+    }
+    out.groups.push_back(std::move(grp));
+  }
+  if (const auto ig = qc.find("ignore"); ig != qc.end() && ig->is_array())
+    for (const auto& e : *ig)
+      if (e.is_string()) out.ignore.push_back(e.get<std::string>());
+  return out;
+}
+
+// The group that quantizes module m: exact name, then pattern, then class
+// name (the most specific target wins); throws when m is ignored or untargeted.
+const CtGroup& group_for(const CtGroups& gs, const std::string& m, const std::string& src) {
+  for (const auto& i : gs.ignore)
+    SHRINK_CHECK(!name_matches(i, m), src, ": module '", m, "' has quantized weights but quantization_config ignores it");
+  for (int pass = 0; pass < 3; ++pass)
+    for (const auto& g : gs.groups)
+      for (const auto& target : g.targets) {
+        const bool hit = pass == 0   ? target == m
+                         : pass == 1 ? target.rfind("re:", 0) == 0 && name_matches(target, m)
+                                     : target == "Linear";
+        if (hit) return g;
+      }
+  fail(src, ": no quantization_config group targets module '", m, "'");
+}
+
+const json* non_null(const json& g, const char* key) {
+  const auto it = g.find(key);
+  return it == g.end() || it->is_null() ? nullptr : &*it;
+}
+
+// input_activations of an int-quantized group: true for static (per-tensor) scales, false for per-token.
+bool parse_int8_inputs(const json* a, const std::string& where) {
+  SHRINK_CHECK(a, where, ": int8 weights with float activations (W8A16) are not supported; ",
+               "int-quantized loads as W8A8 (input_activations int8)");
+  SHRINK_CHECK(a->is_object(), where, ": \"input_activations\" must be an object");
+  const auto nb = a->find("num_bits");
+  SHRINK_CHECK(nb != a->end() && nb->is_number_integer() && nb->get<int>() == 8 && str_field(*a, "type", "int") == "int",
+               where, ": input activations must be 8-bit integers");
+  const auto sym = a->find("symmetric");
+  SHRINK_CHECK(sym == a->end() || (sym->is_boolean() && sym->get<bool>()), where,
+               ": asymmetric input activations (input_zero_point) are not supported");
+  const std::string strategy = str_field(*a, "strategy", "tensor");
+  const auto dyn = a->find("dynamic");
+  const bool dynamic = dyn != a->end() && dyn->is_boolean() && dyn->get<bool>();
+  SHRINK_CHECK(dyn == a->end() || dyn->is_null() || dyn->is_boolean(), where,
+               ": input_activations.dynamic '", dyn->dump(), "' is not supported (true or false)");
+  if (strategy == "token" && dynamic) return false;
+  SHRINK_CHECK(strategy == "tensor" && !dynamic, where, ": input activations with strategy '", strategy,
+               "' and dynamic ", dynamic ? "true" : "false",
+               " are not supported (token + dynamic, or tensor + static)");
+  return true;
+}
+
 }  // namespace
 
 std::map<std::string, PackedScheme> ct_resolve_schemes(const json& qc, const std::vector<std::string>& modules,
                                                        const std::string& src) {
-  SHRINK_CHECK(qc.is_object(), src, ": quantization_config must be an object");
-  const std::string method = str_field(qc, "quant_method", "");
-  SHRINK_CHECK(method == "compressed-tensors", src, ": quantization_config quant_method '", method,
-               "' is not supported (only compressed-tensors pack-quantized)");
-  const std::string format = str_field(qc, "format", "");
-  SHRINK_CHECK(format == "pack-quantized", src, ": compressed-tensors format '", format,
-               "' is not supported (only pack-quantized)");
-  const auto cg = qc.find("config_groups");
-  SHRINK_CHECK(cg != qc.end() && cg->is_object(), src, ": quantization_config has no config_groups");
-  struct Group {
-    std::vector<std::string> targets;
-    PackedScheme scheme;
-  };
-  std::vector<Group> groups;
-  for (const auto& [gname, g] : cg->items()) {
-    const std::string where = src + ": config group '" + gname + "'";
-    SHRINK_CHECK(g.is_object(), where, " must be an object");
-    const std::string gformat = str_field(g, "format", format);
-    SHRINK_CHECK(gformat == "pack-quantized", where, ": format '", gformat, "' is not supported");
-    for (const char* act : {"input_activations", "output_activations"}) {
-      const auto a = g.find(act);
-      SHRINK_CHECK(a == g.end() || a->is_null(), where, ": ", act, " quantization is not supported (weights only)");
-    }
-    const auto w = g.find("weights");
-    SHRINK_CHECK(w != g.end() && !w->is_null(), where, " has no weights scheme");
-    Group grp{{}, parse_weights(*w, where)};
-    const auto t = g.find("targets");
-    SHRINK_CHECK(t != g.end() && t->is_array(), where, ": \"targets\" must be a list");
-    for (const auto& e : *t) {
-      SHRINK_CHECK(e.is_string(), where, ": targets must be strings");
-      grp.targets.push_back(e.get<std::string>());
-    }
-    groups.push_back(std::move(grp));
-  }
-  std::vector<std::string> ignore;
-  if (const auto ig = qc.find("ignore"); ig != qc.end() && ig->is_array())
-    for (const auto& e : *ig)
-      if (e.is_string()) ignore.push_back(e.get<std::string>());
+  const CtGroups gs = parse_groups(qc, src);
   std::map<std::string, PackedScheme> out;
   for (const auto& m : modules) {
-    for (const auto& i : ignore)
-      SHRINK_CHECK(!name_matches(i, m), src, ": module '", m,
-                   "' has packed weights but quantization_config ignores it");
-    // Exact name, then pattern, then class name: the most specific target wins.
-    const PackedScheme* found = nullptr;
-    for (int pass = 0; pass < 3 && !found; ++pass)
-      for (const auto& g : groups)
-        for (const auto& target : g.targets) {
-          const bool hit = pass == 0   ? target == m
-                           : pass == 1 ? target.rfind("re:", 0) == 0 && name_matches(target, m)
-                                       : target == "Linear";
-          if (hit && !found) found = &g.scheme;
-        }
-    SHRINK_CHECK(found, src, ": no quantization_config group targets module '", m, "'");
-    out[m] = *found;
+    const CtGroup& g = group_for(gs, m, src);
+    SHRINK_CHECK(g.format == "pack-quantized", g.where, ": module '", m, "' has packed weights but the group's format '",
+                 g.format, "' is not pack-quantized");
+    for (const char* act : {"input_activations", "output_activations"})
+      SHRINK_CHECK(!non_null(g.args, act), g.where, ": ", act, " quantization is not supported with packed weights");
+    const json* w = non_null(g.args, "weights");
+    SHRINK_CHECK(w, g.where, " has no weights scheme");
+    out[m] = parse_weights(*w, g.where);
+  }
+  return out;
+}
+
+std::map<std::string, Int8Scheme> ct_resolve_int8_schemes(const json& qc, const std::vector<std::string>& modules,
+                                                         const std::string& src) {
+  const CtGroups gs = parse_groups(qc, src);
+  std::map<std::string, Int8Scheme> out;
+  for (const auto& m : modules) {
+    const CtGroup& g = group_for(gs, m, src);
+    SHRINK_CHECK(g.format == "int-quantized" || g.format == "naive-quantized", g.where, ": module '", m,
+                 "' has an int8 weight but the group's format '", g.format, "' is not int-quantized");
+    const json* w = non_null(g.args, "weights");
+    SHRINK_CHECK(w, g.where, " has no weights scheme");
+    const PackedScheme ws = parse_weights(*w, g.where);
+    SHRINK_CHECK(ws.bits == 8 && ws.symmetric && ws.group == 0, g.where, ": int-quantized weights ", ws.name(),
+                 " are not supported (only int8 symmetric per channel, W8A8)");
+    SHRINK_CHECK(!non_null(g.args, "output_activations"), g.where, ": output activation quantization is not supported");
+    Int8Scheme s;
+    s.static_input = parse_int8_inputs(non_null(g.args, "input_activations"), g.where);
+    out[m] = s;
   }
   return out;
 }

@@ -6,11 +6,13 @@
 //   - Llama/Qwen2 q_proj/k_proj rows (and q/k biases) are in rotate-half order;
 //     the ModelFile holds interleaved pairs (RopeStyle::Interleaved).
 //   - GPT-2 Conv1D weights are stored {in, out}; the ModelFile holds {out, in}.
-// Llama-family linears may also be compressed-tensors pack-quantized (config.json
-// quantization_config; layouts in compressed_tensors.h): their tensors follow
-// the names of the weights they replace, and their zero points are unpacked.
+// Llama-family linears may also be compressed-tensors pack-quantized or
+// int-quantized W8A8 (config.json quantization_config; layouts in
+// compressed_tensors.h): their tensors follow the names of the weights they
+// replace or accompany, and pack-quantized zero points are unpacked.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -344,6 +346,16 @@ std::string hf_module(const std::string& base, const Scheme& s) {
   return hf->substr(0, hf->size() - 7);
 }
 
+// "output" and the block Linears ("blk.0.attn_q", ...): the bases a quantized weight may have.
+bool is_linear_base(const std::string& base) {
+  static const std::vector<std::string> kLinear = {"attn_q",      "attn_k",   "attn_v", "attn_qkv",
+                                                   "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  if (base == "output") return true;
+  const size_t dot = base.find('.', 4);
+  return base.rfind("blk.", 0) == 0 && dot != std::string::npos &&
+         std::count(kLinear.begin(), kLinear.end(), base.substr(dot + 1));
+}
+
 std::string join_some(const std::vector<std::string>& names) {
   std::string s;
   for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + names[i];
@@ -369,8 +381,10 @@ void map_tensors(ModelFile& m, SafetensorsData& st) {
       continue;
     }
     if (canon->empty()) continue;
-    SHRINK_CHECK(is_float(t.dtype) || split_packed_name(*canon), m.path, ": tensor '", name, "' has dtype ",
-                 safetensors_dtype_name(t.dtype), "; weights must be F32, F16 or BF16");
+    // I8 weights are int-quantized codes (import_quantized checks they are a W8A8 linear's).
+    const bool codes = t.dtype == DType::I8 && canon->size() > 7 && canon->compare(canon->size() - 7, 7, ".weight") == 0;
+    SHRINK_CHECK(is_float(t.dtype) || codes || split_packed_name(*canon), m.path, ": tensor '", name, "' has dtype ",
+                 safetensors_dtype_name(t.dtype), "; weights must be F32, F16 or BF16 (or int-quantized I8)");
     SHRINK_CHECK(m.tensors.emplace(*canon, std::move(t)).second, m.path, ": tensor '", *canon,
                  "' appears under two names");
   }
@@ -416,32 +430,88 @@ void transpose_conv1d(ModelFile& m) {
     }
 }
 
-// Pack-quantized linears (compressed-tensors): resolves each one's scheme from
-// quantization_config, unpacks zero points to the canonical {rows, n_groups}
-// and checks every tensor (io/compressed_tensors.h).
-void import_packed(ModelFile& m, const json& cfg) {
-  const json* qc = field(cfg, "quantization_config");
-  std::map<std::string, std::string> modules;  // HF module -> canonical base
-  const Scheme sch = scheme_for(m.config.arch, m.config.qkv_bias);
-  for (const auto& [name, t] : m.tensors)
+// The quantized linears of m by kind: base -> HF module, for those with
+// weight_packed (pack-quantized) and those with an I8 weight (int-quantized).
+struct QuantizedModules {
+  std::map<std::string, std::string> packed, int8;
+  bool empty() const { return packed.empty() && int8.empty(); }
+};
+
+QuantizedModules find_quantized(const ModelFile& m, const Scheme& sch) {
+  QuantizedModules q;
+  for (const auto& [name, t] : m.tensors) {
     if (const auto p = split_packed_name(name)) {
-      SHRINK_CHECK(m.tensors.count(p->first + ".weight_packed"), m.path, ": tensor '", name,
-                   "' belongs to no packed weight (", p->first, ".weight_packed is missing)");
-      SHRINK_CHECK(!m.tensors.count(p->first + ".weight"), m.path, ": '", p->first,
-                   "' has both a dense and a packed weight");
-      modules[hf_module(p->first, sch)] = p->first;
+      const bool packed = m.tensors.count(p->first + ".weight_packed");
+      const Tensor* w = m.find(p->first + ".weight");
+      SHRINK_CHECK(packed || (w && w->dtype == DType::I8), m.path, ": tensor '", name, "' belongs to no quantized weight (",
+                   p->first, " has neither weight_packed nor an I8 weight)");
+      SHRINK_CHECK(!packed || !w, m.path, ": '", p->first, "' has both a dense and a packed weight");
+      SHRINK_CHECK(is_linear_base(p->first), m.path, ": tensor '", name, "': '", p->first, "' is not a Linear");
+      (packed ? q.packed : q.int8)[p->first] = hf_module(p->first, sch);
+    } else if (t.dtype == DType::I8) {  // map_tensors lets I8 through only as "<x>.weight"
+      const std::string base = name.substr(0, name.size() - 7);
+      SHRINK_CHECK(is_linear_base(base), m.path, ": tensor '", name, "' is int8, but only Linear weights may be");
+      SHRINK_CHECK(m.tensors.count(base + ".weight_scale"), m.path, ": int8 tensor '", name,
+                   "' has no weight_scale beside it");
+      q.int8[base] = hf_module(base, sch);
     }
+  }
+  return q;
+}
+
+// compressed-tensors writers may store the zero points of symmetric schemes
+// (all zero); they mean nothing, anything else is an asymmetric scheme.
+void drop_symmetric_zero_points(ModelFile& m, const std::string& base) {
+  for (const char* suffix : {".weight_zero_point", ".input_zero_point"}) {
+    const auto z = m.tensors.find(base + suffix);
+    if (z == m.tensors.end()) continue;
+    const Tensor t = z->second.to(DType::F32);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      SHRINK_CHECK(t.f32()[i] == 0, m.path, ": ", base, suffix, " is not zero: asymmetric W8A8 is not supported");
+    m.tensors.erase(z);
+  }
+}
+
+// W8A8 linears: schemes from quantization_config, LLM.int8()'s threshold
+// from config.json's shrink_outlier_threshold (compressed_tensors.h).
+void import_int8(ModelFile& m, const json& cfg, const json& qc, const std::map<std::string, std::string>& modules) {
+  std::vector<std::string> names;
+  for (const auto& [_, module] : modules) names.push_back(module);
+  const auto schemes = ct_resolve_int8_schemes(qc, names, m.path + "/config.json");
+  const float threshold = static_cast<float>(get_num(cfg, "shrink_outlier_threshold", 0.0, m.path + "/config.json"));
+  SHRINK_CHECK(threshold >= 0 && std::isfinite(threshold), m.path, ": shrink_outlier_threshold must be >= 0");
+  for (const auto& [base, module] : modules) {
+    Int8Scheme s = schemes.at(module);
+    s.outlier_threshold = threshold;
+    SHRINK_CHECK(!(s.static_input && threshold > 0), m.path, ": ", module,
+                 ": shrink_outlier_threshold (LLM.int8()) needs per-token activations, but its input scale is static");
+    drop_symmetric_zero_points(m, base);
+    check_int8_linear(m.tensors, base, s, m.path);
+    m.int8[base] = s;
+  }
+}
+
+// Quantized linears (compressed-tensors): resolves each one's scheme from
+// quantization_config, unpacks pack-quantized zero points to the canonical
+// {rows, n_groups} and checks every tensor (io/compressed_tensors.h).
+void import_quantized(ModelFile& m, const json& cfg) {
+  const json* qc = field(cfg, "quantization_config");
+  const Scheme sch = scheme_for(m.config.arch, m.config.qkv_bias);
+  const QuantizedModules q = find_quantized(m, sch);
   if (!qc) {
-    SHRINK_CHECK(modules.empty(), m.path, ": packed weights (", modules.begin()->first,
-                 ".weight_packed) but config.json has no quantization_config");
+    SHRINK_CHECK(q.empty(), m.path, ": quantized weights (",
+                 q.packed.empty() ? q.int8.begin()->second : q.packed.begin()->second,
+                 ") but config.json has no quantization_config");
     return;
   }
-  SHRINK_CHECK(m.config.arch != Arch::GPT2, m.path, ": quantized GPT-2 checkpoints are not supported ",
+  SHRINK_CHECK(m.config.arch != Arch::GPT2 || q.empty(), m.path, ": quantized GPT-2 checkpoints are not supported ",
                "(its Conv1D layers are not compressed-tensors Linears)");
+  if (!q.int8.empty()) import_int8(m, cfg, *qc, q.int8);
+  if (q.packed.empty()) return;
   std::vector<std::string> names;
-  for (const auto& [module, _] : modules) names.push_back(module);
+  for (const auto& [_, module] : q.packed) names.push_back(module);
   const auto schemes = ct_resolve_schemes(*qc, names, m.path + "/config.json");
-  for (const auto& [module, base] : modules) {
+  for (const auto& [base, module] : q.packed) {
     const PackedScheme& s = schemes.at(module);
     const int64_t rows = packed_weight_shape(m.get(base + ".weight_shape"), m.path + ": " + module)[0];
     const auto z = m.tensors.find(base + ".weight_zero_point");
@@ -473,7 +543,7 @@ ModelFile load_hf(const std::string& dir) {
     m.tensors.erase("output.weight");
     for (const char* suffix : kPackedSuffixes) m.tensors.erase(std::string("output.") + suffix);
   }
-  import_packed(m, cfg);
+  import_quantized(m, cfg);
   if (m.config.arch == Arch::GPT2)
     transpose_conv1d(m);
   else
@@ -629,22 +699,37 @@ TensorSource hf_packed_source(const std::string& hf_name, const std::string& bas
   return s;
 }
 
-// The HF modules of the dense linears beside packed ones (quantization_config "ignore").
+// The HF modules of the dense linears beside quantized ones (quantization_config "ignore").
 std::vector<std::string> dense_linear_modules(const ModelFile& m, const Scheme& s) {
-  static const std::vector<std::string> kLinear = {"attn_q",      "attn_k",   "attn_v", "attn_qkv",
-                                                   "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
   std::vector<std::string> out;
   for (const auto& [canon, t] : m.tensors) {
-    const size_t dot = canon.find('.', 4);
-    const bool linear = canon.rfind("blk.", 0) == 0 && dot != std::string::npos && ends_with(canon, ".weight") &&
-                        std::count(kLinear.begin(), kLinear.end(), canon.substr(dot + 1, canon.size() - dot - 8));
-    if (linear) out.push_back(hf_module(canon.substr(0, canon.size() - 7), s));
+    if (!ends_with(canon, ".weight")) continue;
+    const std::string base = canon.substr(0, canon.size() - 7);
+    if (base != "output" && is_linear_base(base) && !m.int8.count(base)) out.push_back(hf_module(base, s));
   }
-  if (!m.packed.count("output")) out.push_back("lm_head");  // also when tied: HF's head is a Linear
+  if (!m.packed.count("output") && !m.int8.count("output")) out.push_back("lm_head");  // also when tied: HF's head is a Linear
   return out;
 }
 
-std::vector<TensorSource> hf_sources(const ModelFile& m, const ModelConfig& c, DType dtype) {
+// A W8A8 linear's tensor in its file form (io/compressed_tensors.h): I8
+// codes, scales in the model dtype when lossless; q/k rows (codes and
+// per-row scales alike) permuted to rotate-half order.
+TensorSource hf_int8_source(const std::string& hf_name, const std::string& base, const std::string& suffix,
+                            const Tensor& t, const ModelConfig& c, DType dtype) {
+  int heads = 0;
+  if (c.rope_style == RopeStyle::Interleaved && suffix != "input_scale") {
+    if (ends_with(base, ".attn_q")) heads = c.n_heads;
+    if (ends_with(base, ".attn_k")) heads = c.n_kv_heads;
+  }
+  TensorSource s{hf_name, suffix == "weight" ? DType::I8 : ct_scale_dtype(t, dtype), t.shape, nullptr};
+  s.get = [t, heads, out = s.dtype] {
+    Tensor x = t.dtype == out ? t : t.to(out);
+    return heads ? hf_permute_qk(x, heads) : x;
+  };
+  return s;
+}
+
+std::vector<TensorSource> hf_sources(const ModelFile& m, const ModelConfig& c, DType dtype, bool exact) {
   const Scheme s = scheme_for(c.arch, c.qkv_bias);
   std::vector<TensorSource> out;
   std::vector<std::string> unknown;
@@ -656,8 +741,15 @@ std::vector<TensorSource> hf_sources(const ModelFile& m, const ModelConfig& c, D
       unknown.push_back(canon);
       continue;
     }
-    out.push_back(packed ? hf_packed_source(*hf, packed->first, packed->second, t, m, dtype)
-                         : hf_source(*hf, canon, t, c, dtype));
+    const std::string base = packed                       ? packed->first
+                             : ends_with(canon, ".weight") ? canon.substr(0, canon.size() - 7)
+                                                           : std::string();
+    if (m.int8.count(base))
+      out.push_back(hf_int8_source(*hf, base, packed ? packed->second : "weight", t, c, dtype));
+    else if (packed)
+      out.push_back(hf_packed_source(*hf, packed->first, packed->second, t, m, dtype));
+    else  // exact: in dtype only when every value survives it (ct_scale_dtype), else F32
+      out.push_back(hf_source(*hf, canon, t, c, exact ? ct_scale_dtype(t, dtype) : dtype));
   }
   SHRINK_CHECK(unknown.empty(), m.path, ": tensors with no Hugging Face ", arch_name(c.arch),
                " equivalent: ", join_some(unknown));
@@ -680,14 +772,15 @@ void copy_tokenizer_files(const std::string& model_path, const std::string& dir)
 
 }  // namespace
 
-void save_hf(const ModelFile& m, const std::string& dir, DType dtype) {
+void save_hf(const ModelFile& m, const std::string& dir, DType dtype, bool exact) {
   torch_dtype(dtype);  // rejects non-float output types before anything is written
   ModelConfig c = m.config;
   c.validate(m.path.empty() ? dir : m.path);
   json cfg = config_json(c, dtype, m.tokenizer.get(), m.path);
-  if (!m.packed.empty()) {
+  if (!m.packed.empty() || !m.int8.empty()) {
     SHRINK_CHECK(c.arch != Arch::GPT2, m.path,
-                 ": GPT-2 cannot be written pack-quantized (its Conv1D layers are not compressed-tensors Linears)");
+                 ": GPT-2 cannot be written quantized in compressed-tensors form (its Conv1D layers are not "
+                 "compressed-tensors Linears)");
     const Scheme s = scheme_for(c.arch, c.qkv_bias);
     std::map<std::string, PackedScheme> modules;
     for (const auto& [base, scheme] : m.packed) {
@@ -695,9 +788,20 @@ void save_hf(const ModelFile& m, const std::string& dir, DType dtype) {
       check_packed_linear(m.tensors, base, scheme, m.path);
       modules[hf_module(base, s)] = scheme;
     }
-    cfg["quantization_config"] = ct_quantization_config(modules, dense_linear_modules(m, s));
+    std::map<std::string, Int8Scheme> int8;
+    float threshold = -1;  // LLM.int8(): one threshold for the model (config.json has one key)
+    for (const auto& [base, scheme] : m.int8) {
+      SHRINK_CHECK(!(c.tied_embeddings && base == "output"), m.path, ": a tied output head cannot be int8");
+      check_int8_linear(m.tensors, base, scheme, m.path);
+      SHRINK_CHECK(threshold < 0 || threshold == scheme.outlier_threshold, m.path,
+                   ": LLM.int8() linears with different outlier thresholds cannot be saved (one per model)");
+      threshold = scheme.outlier_threshold;
+      int8[hf_module(base, s)] = scheme;
+    }
+    cfg["quantization_config"] = ct_quantization_config(modules, dense_linear_modules(m, s), int8);
+    if (threshold > 0) cfg["shrink_outlier_threshold"] = tidy(threshold);
   }
-  std::vector<TensorSource> sources = hf_sources(m, c, dtype);
+  std::vector<TensorSource> sources = hf_sources(m, c, dtype, exact);
   write_safetensors_model(dir, sources, {{"format", "pt"}});
   write_text_file((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
   copy_tokenizer_files(m.path, dir);

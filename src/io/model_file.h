@@ -30,6 +30,9 @@ struct ModelFile {
   // base.weight_packed/_scale/_zero_point/_shape replace base.weight
   // (compressed-tensors pack-quantized; canonical forms in io/compressed_tensors.h).
   std::map<std::string, PackedScheme> packed;
+  // Linears stored as W8A8 (compressed-tensors int-quantized), by base name:
+  // base.weight is I8 {out, in} beside base.weight_scale (+ base.input_scale).
+  std::map<std::string, Int8Scheme> int8;
   std::shared_ptr<Tokenizer> tokenizer;  // null when none was found
   std::string format;                    // "llama2c", "gguf", "hf"
   std::string path;
@@ -54,7 +57,10 @@ ModelFile load_llama2c(const std::string& path);
 ModelFile load_gguf_model(const std::string& path);
 ModelFile load_hf(const std::string& dir);
 void save_gguf_model(const ModelFile& m, const std::string& path);  // tensors written in their dtype
-void save_hf(const ModelFile& m, const std::string& dir, DType dtype);
+// save_hf writes dense tensors in `dtype`; with exact, a tensor that does not
+// survive `dtype` unchanged is written in F32 (a saved model then computes
+// exactly what the in-memory one did, e.g. smoothed norms of an f16 model).
+void save_hf(const ModelFile& m, const std::string& dir, DType dtype, bool exact = false);
 
 // Checks that every tensor the config implies is present with the right shape.
 void check_model_tensors(const ModelFile& m);

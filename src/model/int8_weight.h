@@ -10,8 +10,13 @@
 // current batch are taken out of the int8 product and multiplied in f32 with
 // the dequantized int8 weight columns; the paper's fp16 weight copy for those
 // columns is not kept (the weight precision is the int8 one in both parts).
+//
+// Saved as compressed-tensors "int-quantized" (io/compressed_tensors.h):
+// int8_weight_to_file / int8_weight_from_file below.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/int8_gemm.h"
@@ -28,6 +33,9 @@ class Int8Weight : public WeightRepr {
  public:
   // w: f32 {out, in}, rounded per output row.
   Int8Weight(const Tensor& w, Int8Activations act);
+  // From stored codes {rows x cols, row-major} and one scale per row (a file's
+  // weight / weight_scale); value = codes[r][c] * scales[r].
+  Int8Weight(int64_t rows, int64_t cols, std::vector<int8_t> codes, std::vector<float> scales, Int8Activations act);
 
   int64_t out_features() const override { return rows_; }
   int64_t in_features() const override { return cols_; }
@@ -41,6 +49,7 @@ class Int8Weight : public WeightRepr {
   const std::vector<float>& scales() const { return scale_; }
 
  private:
+  void check_activations() const;
   kernels::Int8Rows view() const { return {q_.data(), scale_.data(), row_sum_.data(), rows_, cols_}; }
   void matmul_with_outliers(const float* x, float* y, int64_t n) const;
 
@@ -50,5 +59,13 @@ class Int8Weight : public WeightRepr {
   std::vector<float> scale_;
   std::vector<int32_t> row_sum_;
 };
+
+struct ModelFile;
+// Writes w into m as linear `base` ("blk.0.attn_q"): base.weight becomes the
+// I8 codes, base.weight_scale the per-row scales {rows, 1}, base.input_scale
+// the static activation scale {1} (absent for per-token); m.int8[base] is set.
+void int8_weight_to_file(const Int8Weight& w, const std::string& base, ModelFile& m);
+// The int-quantized linear `base` of m (listed in m.int8) as an Int8Weight.
+std::shared_ptr<Int8Weight> int8_weight_from_file(const ModelFile& m, const std::string& base);
 
 }  // namespace shrink

@@ -7,6 +7,7 @@
 #include "kernels/ops.h"
 #include "model/group_weight.h"
 #include "model/lowrank_weight.h"
+#include "model/int8_weight.h"
 
 namespace shrink {
 
@@ -17,14 +18,15 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
   return t->dtype == DType::F32 ? *t : t->to(DType::F32);
 }
 
-// Linear `base` of the file: low-rank factors (BASE.weight.lr_u / lr_v), pack-quantized
-// (group weight) or dense / block-quantized.
+// Linear `base` of the file: low-rank factors (BASE.weight.lr_u / lr_v),
+// pack-quantized (group weight), int-quantized (W8A8) or dense / block-quantized.
 Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bias) {
+  const Tensor b = bias ? bias->to(DType::F32) : Tensor();
   if (const Tensor* u = m.find(lowrank_u_name(base)))
-    return Linear(base, std::make_shared<LowRankWeight>(*u, m.get(lowrank_v_name(base))),
-                  bias ? bias->to(DType::F32) : Tensor());
-  if (!m.packed.count(base)) return Linear::dense(base, m.get(base + ".weight"), bias);
-  return Linear(base, group_weight_from_file(m, base), bias ? bias->to(DType::F32) : Tensor());
+    return Linear(base, std::make_shared<LowRankWeight>(*u, m.get(lowrank_v_name(base))), b);
+  if (m.packed.count(base)) return Linear(base, group_weight_from_file(m, base), b);
+  if (m.int8.count(base)) return Linear(base, int8_weight_from_file(m, base), b);
+  return Linear::dense(base, m.get(base + ".weight"), bias);
 }
 }  // namespace
 
@@ -75,6 +77,7 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
   auto put = [&](const Linear& l) {
     const std::string key = l.name() + ".weight";
     const auto* g = dynamic_cast<const GroupQuantWeight*>(&l.weight());
+    const auto* i8 = dynamic_cast<const Int8Weight*>(&l.weight());
     m.tensors.erase(lowrank_u_name(l.name())), m.tensors.erase(lowrank_v_name(l.name()));  // a stale low-rank form
     if (const auto* lr = dynamic_cast<const LowRankWeight*>(&l.weight())) {
       m.tensors[lowrank_u_name(l.name())] = lr->u();
@@ -82,6 +85,8 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
       m.tensors.erase(key);
     } else if (g && group_packed) {
       group_weight_to_file(*g, l.name(), m);
+    } else if (i8 && group_packed) {
+      int8_weight_to_file(*i8, l.name(), m);
     } else {
       if (const auto* d = dynamic_cast<const DenseWeight*>(&l.weight()))
         m.tensors[key] = d->tensor();
@@ -89,9 +94,10 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
         m.tensors[key] = b->tensor();
       else
         fail(l.name(), ": a ", l.weight().kind(), " weight has no tensor form in GGUF/HF files",
-             g ? " (group formats: write a Hugging Face directory)" : "");
-      for (const char* suffix : kPackedSuffixes) m.tensors.erase(l.name() + "." + suffix);  // a stale packed form
+             g || i8 ? " (group formats and W8A8: write a Hugging Face directory)" : "");
+      for (const char* suffix : kPackedSuffixes) m.tensors.erase(l.name() + "." + suffix);  // a stale quantized form
       m.packed.erase(l.name());
+      m.int8.erase(l.name());
     }
     if (!l.bias().empty()) m.tensors[l.name() + ".bias"] = l.bias();
   };
@@ -323,10 +329,10 @@ void Transformer::forward(const int32_t* tokens, int n, KVCache& cache, float* l
   forward_head(x_.data() + int64_t(first) * cfg_.dim, n - first, logits);
 }
 
-void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype) {
+void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype, bool exact) {
   ModelFile out = original;  // config, tokenizer, path (tokenizer files are copied from beside it), norms
   model.export_to(out, true);
-  save_hf(out, dir, dtype);
+  save_hf(out, dir, dtype, exact);
 }
 
 }  // namespace shrink

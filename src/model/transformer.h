@@ -76,7 +76,8 @@ class Transformer {
   // canonical names, so a compressed model can be saved. Throws for a
   // representation that has no tensor form in GGUF/HF files. With
   // group_packed, group-quantized linears are written as compressed-tensors
-  // pack-quantized tensors (m.packed; only save_hf can write those).
+  // pack-quantized tensors (m.packed) and W8A8 ones as int-quantized
+  // (m.int8); only save_hf can write those.
   void export_to(ModelFile& m, bool group_packed = false);
 
   // The token embedding table {vocab, dim}; replacing it (e.g. by a
@@ -111,10 +112,13 @@ class Transformer {
 };
 
 // Saves the model as a Hugging Face directory: group-quantized linears as
-// compressed-tensors pack-quantized tensors (config.json quantization_config),
-// other weights in `dtype` (F32/F16/BF16). `original` supplies the config,
-// tokenizer and norms (usually the ModelFile the model was built from).
-// Throws for weights pack-quantized cannot hold (float codebooks, block types).
-void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype);
+// compressed-tensors pack-quantized tensors, W8A8 ones as int-quantized
+// (config.json quantization_config), other weights in `dtype` (F32/F16/BF16;
+// with exact, F32 for a tensor `dtype` cannot hold unchanged: save_hf).
+// `original` supplies the config, tokenizer and norms (usually the ModelFile
+// the model was built from). Throws for weights pack-quantized cannot hold
+// (float codebooks, block types).
+void save_quantized_hf(Transformer& model, const ModelFile& original, const std::string& dir, DType dtype,
+                       bool exact = false);
 
 }  // namespace shrink

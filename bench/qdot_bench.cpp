@@ -71,12 +71,17 @@ Tensor random_weights(DType t, int64_t rows, int64_t cols) {
   return w;
 }
 
-// The benchmark's weights for type index i (repacked from kFirstRepacked on: the same bytes
-// as the ggml rows for these shapes).
+// Bytes of one rows x cols matrix of type index i.
+int64_t matrix_bytes(int i, int64_t rows, int64_t cols) {
+  return i >= kFirstRepacked ? x16_bytes(kTypes[i], rows, cols) : dtype_bytes(kTypes[i], rows * cols);
+}
+
+// The benchmark's weights for type index i (from kFirstRepacked on: repacked, as bytes; a
+// multiple of 16 rows is a whole number of repacked matrices of any such height).
 Tensor weights_for(int i, int64_t rows, int64_t cols) {
   Tensor w = random_weights(kTypes[i], rows, cols);
   if (i < kFirstRepacked) return w;
-  Tensor packed = Tensor::alloc(kTypes[i], {rows, cols});
+  Tensor packed = Tensor::alloc(DType::I8, {x16_bytes(kTypes[i], rows, cols)});
   x16_repack(kTypes[i], w.data, rows, cols, packed.data);
   return packed;
 }
@@ -113,7 +118,7 @@ void BM_QGemvStream(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(1));
   constexpr int64_t rows = 4096, cols = 4096;
   const ReadBandwidth read = measure_read_bandwidth_stats(threads);
-  const bench::StreamLayout layout(dtype_bytes(t, rows * cols));
+  const bench::StreamLayout layout(matrix_bytes(i, rows, cols));
   const Tensor w = weights_for(i, layout.matrices() * rows, cols);
   const std::vector<float> x = activations(cols);
   std::vector<float> y(static_cast<size_t>(rows));

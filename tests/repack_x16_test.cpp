@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -83,11 +84,14 @@ TEST(RepackX16, RoundTripsEveryRow) {
   }
 }
 
-TEST(RepackX16, SizeIsTheGgmlBytesPlusAnOddBlockPad) {
-  EXPECT_EQ(x16_bytes(DType::Q4_0, 32, 4096), dtype_bytes(DType::Q4_0, 32 * 4096));
-  EXPECT_EQ(x16_bytes(DType::Q4_0, 16, 96), dtype_bytes(DType::Q4_0, 16 * 128));  // 3 blocks padded to 4
-  EXPECT_EQ(x16_bytes(DType::Q4_0, 40, 64), dtype_bytes(DType::Q4_0, 32 * 64));   // only whole groups
-  EXPECT_EQ(x16_bytes(DType::Q4_K, 48, 768), dtype_bytes(DType::Q4_K, 48 * 768));
+// The ggml bytes of whole groups, plus the Q4_0 odd-block pad, plus one cache line per group
+// when the group's tiles are an even number of lines (group_stride's de-aliasing).
+TEST(RepackX16, SizeIsTheGgmlBytesPlusPads) {
+  EXPECT_EQ(x16_bytes(DType::Q4_0, 32, 4096), dtype_bytes(DType::Q4_0, 32 * 4096) + 2 * 64);  // 64 tiles of 9 lines
+  EXPECT_EQ(x16_bytes(DType::Q4_0, 16, 96), dtype_bytes(DType::Q4_0, 16 * 128) + 64);         // 3 blocks padded to 4
+  EXPECT_EQ(x16_bytes(DType::Q4_0, 40, 96), 2 * x16_bytes(DType::Q4_0, 16, 96));               // only whole groups
+  EXPECT_EQ(x16_bytes(DType::Q4_0, 16, 32), dtype_bytes(DType::Q4_0, 16 * 64));               // one tile: 9 lines, odd
+  EXPECT_EQ(x16_bytes(DType::Q4_K, 48, 768), dtype_bytes(DType::Q4_K, 48 * 768) + 3 * 64);    // 3 tiles of 36 lines
   EXPECT_FALSE(x16_supported(DType::Q8_0));
 }
 
@@ -140,9 +144,11 @@ TEST(RepackX16, RejectsShapesItCannotHold) {
   EXPECT_THROW(x16_gemv_ref(DType::Q8_0, p.data(), x.data(), y.data(), 16, 64), Error);  // no layout
 }
 
-// The decode path a BlockWeight takes: whole groups from the repacked copy, the
-// rows after them (here 8 and 4) from the ggml rows; both agree with qgemv.
+// The decode path a BlockWeight takes with SHRINK_REPACK=1: whole groups from
+// the repacked copy, the rows after them (here 8 and 4) from the ggml rows;
+// both agree with qgemv.
 TEST(RepackX16, BlockWeightDecodesRepackedGroupsAndTheRemainingRows) {
+  setenv("SHRINK_REPACK", "1", 1);  // read at each weight's first single-token product
   std::mt19937 rng(4);
   for (const Case c : {Case{DType::Q4_0, 40, 96}, Case{DType::Q4_K, 20, 512}}) {
     const std::vector<uint8_t> w = random_rows(c.t, c.rows, c.cols, rng);
@@ -162,6 +168,7 @@ TEST(RepackX16, BlockWeightDecodesRepackedGroupsAndTheRemainingRows) {
       }
     }
   }
+  unsetenv("SHRINK_REPACK");
 }
 
 }  // namespace

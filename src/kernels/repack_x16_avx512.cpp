@@ -28,7 +28,7 @@ namespace shrink::kernels::x16_impl {
 
 namespace {
 
-constexpr int64_t kPrefetchBytes = 2048;
+constexpr int64_t kPrefetchBytes = 1024;
 // Above this many bytes per slab the groups come from DRAM: walk more streams at once.
 constexpr int64_t kStreamedMinBytes = int64_t{2} << 20;
 
@@ -119,30 +119,35 @@ SHRINK_AVX512 void groups_together(const uint8_t* P, int64_t stride, const typen
 }
 
 // Groups in G runs walked in step (G streams), the remainder one at a time.
+// An odd run length times the odd group stride (in cache lines) puts the G
+// streams at G different offsets within a 4 KiB page (see group_stride).
 template <class K, int G>
-SHRINK_AVX512 void groups_in_runs(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles) {
-  const int64_t group_bytes = tiles * K::kTileBytes, run = groups / G;
+SHRINK_AVX512 void groups_in_runs(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles,
+                                  int64_t stride) {
+  int64_t run = groups / G;
+  if (run > 1 && run % 2 == 0) --run;
   for (int64_t i = 0; i < run; ++i)
-    groups_together<K, G>(P + i * group_bytes, run * group_bytes, act, y + i * kX16Rows, run * kX16Rows, tiles);
+    groups_together<K, G>(P + i * stride, run * stride, act, y + i * kX16Rows, run * kX16Rows, tiles);
   for (int64_t g = run * G; g < groups; ++g)
-    groups_together<K, 1>(P + g * group_bytes, 0, act, y + g * kX16Rows, 0, tiles);
+    groups_together<K, 1>(P + g * stride, 0, act, y + g * kX16Rows, 0, tiles);
 }
 
 template <class K>
-SHRINK_AVX512 void groups(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles) {
-  if (groups * tiles * K::kTileBytes >= kStreamedMinBytes)
-    groups_in_runs<K, 4>(P, act, y, groups, tiles);
+SHRINK_AVX512 void groups(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles,
+                          int64_t stride) {
+  if (groups * stride >= kStreamedMinBytes)
+    groups_in_runs<K, 8>(P, act, y, groups, tiles, stride);
   else
-    groups_in_runs<K, 2>(P, act, y, groups, tiles);
+    groups_in_runs<K, 2>(P, act, y, groups, tiles, stride);
 }
 
 }  // namespace
 
-void q4_0_avx512(const uint8_t* P, const ActQ8_0* act, float* y, int64_t n, int64_t tiles) {
-  groups<Q4_0>(P, act, y, n, tiles);
+void q4_0_avx512(const uint8_t* P, const ActQ8_0* act, float* y, int64_t n, int64_t tiles, int64_t stride) {
+  groups<Q4_0>(P, act, y, n, tiles, stride);
 }
-void q4_k_avx512(const uint8_t* P, const ActQ8_K* act, float* y, int64_t n, int64_t tiles) {
-  groups<Q4_K>(P, act, y, n, tiles);
+void q4_k_avx512(const uint8_t* P, const ActQ8_K* act, float* y, int64_t n, int64_t tiles, int64_t stride) {
+  groups<Q4_K>(P, act, y, n, tiles, stride);
 }
 
 }  // namespace shrink::kernels::x16_impl

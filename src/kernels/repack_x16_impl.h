@@ -28,11 +28,12 @@ struct alignas(16) ActQ8_K {
 };
 static_assert(sizeof(ActQ8_K) == 304);
 
-// y[16 g + i] for g < groups: the groups' tiles are consecutive from P
-// (`tiles` per group), act holds the activation blocks of one row of tiles.
-void q4_0_ref(const uint8_t* P, const ActQ8_0* act, float* y, int64_t groups, int64_t tiles);
-void q4_0_avx512(const uint8_t* P, const ActQ8_0* act, float* y, int64_t groups, int64_t tiles);
-void q4_k_ref(const uint8_t* P, const ActQ8_K* act, float* y, int64_t groups, int64_t tiles);
-void q4_k_avx512(const uint8_t* P, const ActQ8_K* act, float* y, int64_t groups, int64_t tiles);
+// y[16 g + i] for g < groups: group g's `tiles` tiles are consecutive from
+// P + g * stride (stride >= tiles * tile bytes: see group_stride in
+// repack_x16.cpp), act holds the activation blocks of one row of tiles.
+void q4_0_ref(const uint8_t* P, const ActQ8_0* act, float* y, int64_t groups, int64_t tiles, int64_t stride);
+void q4_0_avx512(const uint8_t* P, const ActQ8_0* act, float* y, int64_t groups, int64_t tiles, int64_t stride);
+void q4_k_ref(const uint8_t* P, const ActQ8_K* act, float* y, int64_t groups, int64_t tiles, int64_t stride);
+void q4_k_avx512(const uint8_t* P, const ActQ8_K* act, float* y, int64_t groups, int64_t tiles, int64_t stride);
 
 }  // namespace shrink::kernels::x16_impl

@@ -46,12 +46,12 @@ class DenseWeight : public WeightRepr {
 
 // A ggml block-quantized matrix (Q8_0, Q4_K, ...: DType::is_block_quantized),
 // rows of in/block_elems blocks, exactly as stored in GGUF (may point into an
-// mmap'd file). On CPUs with AVX-512 VNNI a Q4_0 or Q4_K weight also keeps a
-// copy of its rows repacked in 16-row tiles (kernels/repack_x16.h), made at
-// its first single-token product, which decode reads instead: a multiple of
-// the ggml layout's compute rate, so decode is bandwidth-bound again. The copy costs
-// the weight's size in RAM once more (the mmap'd original is then only read
-// by prefill). SHRINK_NO_REPACK=1 turns it off (A/B measurements).
+// mmap'd file). With SHRINK_REPACK=1, on CPUs with AVX-512 VNNI, a Q4_0 or
+// Q4_K weight also keeps a copy of its rows repacked in 16-row tiles
+// (kernels/repack_x16.h), made at its first single-token product, which decode
+// then reads: twice the compute rate from cache, but measured slower than the
+// ggml layout when streaming from DRAM, and the weight's size in RAM once
+// more, so it is off by default (docs/quantization.md, "repacked layout").
 class BlockWeight : public WeightRepr {
  public:
   explicit BlockWeight(Tensor w);

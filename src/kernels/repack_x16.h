@@ -10,7 +10,12 @@
 // a 64-byte load holds four code bytes of each of 16 rows, the activation's
 // matching four codes are one broadcast, and vpdpbusd accumulates sixteen
 // row sums with no shuffles and no horizontal reduction. The layouts below
-// are our own; a tile holds exactly the bytes of the ggml blocks it replaces.
+// are our own; a tile holds exactly the bytes of the ggml blocks it replaces
+// (each group of rows may end in one cache line of padding: group_stride).
+//
+// Status: twice the ggml kernels' compute rate from L2, but measured slower
+// than them when streaming from DRAM, so BlockWeight only uses it with
+// SHRINK_REPACK=1 (docs/quantization.md, "The repacked 4-bit layout").
 //
 // Rows go in groups of 16; a group is a run of tiles over the row's columns.
 //   Q4_0 tile (576 bytes): two 32-value blocks

@@ -20,6 +20,7 @@ void add_quantize(CLI::App& app);
 void add_imatrix(CLI::App& app);
 void add_prune(CLI::App& app);
 void add_factorize(CLI::App& app);
+void add_train(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   shrink::cli::add_imatrix(app);
   shrink::cli::add_prune(app);
   shrink::cli::add_factorize(app);
+  shrink::cli::add_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -39,6 +39,13 @@ class AdamW {
   AdamW(std::vector<Parameter*> params, AdamWConfig cfg = {});
   void step(double lr);
   int64_t steps() const { return t_; }
+  // The state a checkpoint must hold to resume bit-identically: the first and
+  // second moments (one vector per parameter, in the constructor's order) and
+  // the step count t (bias correction depends on it).
+  std::vector<std::vector<float>>& first_moments() { return m_; }
+  std::vector<std::vector<float>>& second_moments() { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
+  const AdamWConfig& config() const { return cfg_; }
 
  private:
   std::vector<Parameter*> params_;
@@ -56,6 +63,8 @@ class Sgd {
  public:
   Sgd(std::vector<Parameter*> params, SgdConfig cfg = {});
   void step(double lr);
+  // Momentum buffers (one per parameter, in the constructor's order), for checkpoints.
+  std::vector<std::vector<float>>& momentum_buffers() { return buf_; }
 
  private:
   std::vector<Parameter*> params_;

@@ -1,0 +1,146 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "train/losses.h"
+#include "train/ops.h"
+
+namespace shrink::train {
+
+namespace {
+uint64_t hash_tokens(const std::vector<int32_t>& t) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the ids, 64-bit
+  for (int32_t id : t) h = (h ^ uint32_t(id)) * 0x100000001b3ull;
+  return h ^ t.size();
+}
+}  // namespace
+
+void TrainOptions::validate() const {
+  SHRINK_CHECK(steps > 0, "--steps must be positive (got ", steps, ")");
+  SHRINK_CHECK(batch > 0, "--batch must be positive (got ", batch, ")");
+  SHRINK_CHECK(seq_len > 0, "--seq-len must be positive (got ", seq_len, ")");
+  SHRINK_CHECK(grad_accum > 0, "--grad-accum must be positive (got ", grad_accum, ")");
+  SHRINK_CHECK(lr > 0 && std::isfinite(lr), "--lr must be positive (got ", lr, ")");
+  SHRINK_CHECK(min_lr >= 0 && min_lr <= lr, "--min-lr must be in [0, --lr] (got ", min_lr, ")");
+  SHRINK_CHECK(warmup >= 0, "--warmup must be >= 0 (got ", warmup, ")");
+  SHRINK_CHECK(weight_decay >= 0, "--wd must be >= 0 (got ", weight_decay, ")");
+  SHRINK_CHECK(clip >= 0, "--clip must be >= 0 (0 = off; got ", clip, ")");
+  SHRINK_CHECK(val_every >= 0 && val_tokens >= 0 && ckpt_every >= 0,
+               "--val-every, --val-tokens and --ckpt-every must be >= 0");
+}
+
+nlohmann::json trajectory_json(const TrainOptions& o) {
+  return {{"steps", o.steps}, {"batch", o.batch}, {"seq_len", o.seq_len}, {"grad_accum", o.grad_accum},
+          {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.warmup}, {"wd", o.weight_decay}, {"clip", o.clip},
+          {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"seed", o.seed}};
+}
+
+Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+                 TrainOptions opts)
+    : model_(model),
+      params_(model.all()),
+      valid_(valid),
+      opts_(std::move(opts)),
+      opt_((opts_.validate(), zero_grad(params_), params_), AdamWConfig{opts_.beta1, opts_.beta2, opts_.eps,
+                                                                          opts_.weight_decay}),
+      schedule_{opts_.lr, opts_.min_lr, opts_.warmup, opts_.steps},
+      sampler_(&train, opts_.seq_len, opts_.seed),
+      data_hash_(hash_tokens(train)) {
+  SHRINK_CHECK(opts_.seq_len <= model.cfg.max_seq_len || model.cfg.max_seq_len == 0, "--seq-len ", opts_.seq_len,
+               " is longer than the model's context (", model.cfg.max_seq_len, ")");
+}
+
+StepStats Trainer::step() {
+  const double t0 = now_seconds();
+  zero_grad(params_);
+  double loss_sum = 0;
+  for (int64_t a = 0; a < opts_.grad_accum; ++a) {
+    const Batch b = sampler_.next(opts_.batch);
+    Graph g;
+    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len), b.targets);
+    loss_sum += loss->v()[0];
+    g.backward(opts_.grad_accum == 1 ? loss : scale(loss, 1.0f / float(opts_.grad_accum)));
+  }
+  StepStats s;
+  s.grad_norm = clip_grad_norm(params_, opts_.clip);
+  s.lr = schedule_.at(state_.step);
+  opt_.step(s.lr);
+  ++state_.step;
+  state_.tokens_seen += opts_.tokens_per_step();
+  state_.sampler_counter = sampler_.counter();
+  s.step = state_.step;
+  s.tokens_seen = state_.tokens_seen;
+  s.loss = loss_sum / double(opts_.grad_accum);
+  s.seconds = now_seconds() - t0;
+  s.tokens_per_second = double(opts_.tokens_per_step()) / s.seconds;
+  return s;
+}
+
+double Trainer::validate() {
+  const auto batches = validation_batches(valid_, opts_.seq_len, opts_.batch, opts_.val_tokens);
+  if (batches.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0;
+  int64_t n = 0;
+  for (const Batch& b : batches) {
+    Graph g;  // forward only: no backward() call, the graph is dropped
+    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len), b.targets);
+    sum += double(loss->v()[0]) * double(b.targets.size());
+    n += int64_t(b.targets.size());
+  }
+  return sum / double(n);
+}
+
+void Trainer::run(int64_t until_step, const std::function<void(const StepStats&)>& on_step,
+                  const std::function<void(int64_t, double)>& on_val) {
+  const int64_t end = std::min(until_step < 0 ? opts_.steps : until_step, opts_.steps);
+  const std::string ckpt = checkpoint_path();
+  while (state_.step < end) {
+    const StepStats s = step();
+    if (on_step) on_step(s);
+    const bool last = state_.step == opts_.steps;
+    if (on_val && !valid_.empty() && (last || (opts_.val_every > 0 && state_.step % opts_.val_every == 0)))
+      on_val(state_.step, validate());
+    if (!ckpt.empty() && !last && opts_.ckpt_every > 0 && state_.step % opts_.ckpt_every == 0) save_checkpoint(ckpt);
+  }
+  if (!ckpt.empty()) save_checkpoint(ckpt);
+}
+
+std::string Trainer::checkpoint_path() const {
+  return opts_.ckpt_dir.empty() ? "" : (std::filesystem::path(opts_.ckpt_dir) / "last.ckpt").string();
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  nlohmann::json h = {{"config", config_to_json(model_.cfg)},
+                      {"options", trajectory_json(opts_)},
+                      {"step", state_.step},
+                      {"tokens_seen", state_.tokens_seen},
+                      {"sampler_counter", state_.sampler_counter},
+                      {"data_hash", data_hash_}};
+  write_checkpoint(path, h, params_, const_cast<AdamW&>(opt_));
+}
+
+void Trainer::restore(const std::string& path) {
+  const nlohmann::json h = read_checkpoint_header(path);
+  SHRINK_CHECK(h.at("config") == config_to_json(model_.cfg), path, ": the checkpoint is of another model shape (",
+               h.at("config").dump(), ")");
+  const nlohmann::json mine = trajectory_json(opts_);
+  for (const auto& [k, v] : h.at("options").items())
+    SHRINK_CHECK(mine.contains(k) && mine[k] == v, path, ": the checkpoint was made with ", k, " = ", v.dump(),
+                 ", this run has ", mine.contains(k) ? mine[k].dump() : "none",
+                 " (a resumed run keeps its hyper-parameters)");
+  SHRINK_CHECK(h.at("data_hash").get<uint64_t>() == data_hash_, path,
+               ": the checkpoint was trained on other data (the token stream differs)");
+  read_checkpoint(path, params_, opt_);
+  state_.step = h.at("step");
+  state_.tokens_seen = h.at("tokens_seen");
+  state_.sampler_counter = h.at("sampler_counter");
+  sampler_.set_counter(state_.sampler_counter);
+}
+
+}  // namespace shrink::train

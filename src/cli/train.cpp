@@ -130,6 +130,14 @@ void save_model(const train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, con
   save_gguf_model(m, out);
 }
 
+// A run killed while writing a checkpoint leaves last.ckpt.tmp-PID beside the
+// intact last.ckpt (core/file.h AtomicWriter); the directory is this run's, so clear them.
+void remove_stale_temporaries(const std::string& dir) {
+  if (dir.empty() || !std::filesystem::is_directory(dir)) return;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename().string().rfind("last.ckpt.tmp-", 0) == 0) std::filesystem::remove(e.path());
+}
+
 void run_train(const TrainArgs& a) {
   SHRINK_CHECK(is_gguf_path(a.out), "-o must name a .gguf file (got ", a.out, ")");
   const DType dt = parse_dtype(a.dtype);
@@ -144,6 +152,7 @@ void run_train(const TrainArgs& a) {
                (long long)a.o.tokens_per_step());
   train::Trainer trainer(s.params, data.train, data.valid, a.o);
   const std::string ckpt = trainer.checkpoint_path();
+  remove_stale_temporaries(a.o.ckpt_dir);
   bool resumed = false;
   if (a.resume && std::filesystem::exists(ckpt)) {
     trainer.restore(ckpt);

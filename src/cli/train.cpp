@@ -194,6 +194,8 @@ void add_train(CLI::App& app) {
       "windows of --seq-len+1 tokens drawn at random (deterministic in --seed) from the tokenized --data\n"
       "(tokenized once, cached under --cache-dir). Checkpoints (--ckpt-dir) hold weights, AdamW state, step and\n"
       "data position: rerun the same command with --resume to continue a stopped run bit-identically.");
+  // The last of a repeated option wins (a script can append overrides to a base command).
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--config", a->config, "Model shape as JSON (shrink fields or a Hugging Face config.json)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--preset", a->preset, "Model shape preset (see `shrink init --help`)");

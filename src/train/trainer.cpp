@@ -18,6 +18,11 @@ uint64_t hash_tokens(const std::vector<int32_t>& t) {
   for (int32_t id : t) h = (h ^ uint32_t(id)) * 0x100000001b3ull;
   return h ^ t.size();
 }
+
+TrainOptions validated(TrainOptions o) {
+  o.validate();
+  return o;
+}
 }  // namespace
 
 void TrainOptions::validate() const {
@@ -45,9 +50,8 @@ Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const st
     : model_(model),
       params_(model.all()),
       valid_(valid),
-      opts_(std::move(opts)),
-      opt_((opts_.validate(), zero_grad(params_), params_), AdamWConfig{opts_.beta1, opts_.beta2, opts_.eps,
-                                                                          opts_.weight_decay}),
+      opts_(validated(std::move(opts))),
+      opt_(params_, AdamWConfig{opts_.beta1, opts_.beta2, opts_.eps, opts_.weight_decay}),
       schedule_{opts_.lr, opts_.min_lr, opts_.warmup, opts_.steps},
       sampler_(&train, opts_.seq_len, opts_.seed),
       data_hash_(hash_tokens(train)) {
@@ -126,6 +130,14 @@ void Trainer::save_checkpoint(const std::string& path) const {
 }
 
 void Trainer::restore(const std::string& path) {
+  try {
+    restore_checked(path);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": damaged checkpoint header (", e.what(), ")");
+  }
+}
+
+void Trainer::restore_checked(const std::string& path) {
   const nlohmann::json h = read_checkpoint_header(path);
   SHRINK_CHECK(h.at("config") == config_to_json(model_.cfg), path, ": the checkpoint is of another model shape (",
                h.at("config").dump(), ")");

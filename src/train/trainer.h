@@ -77,6 +77,8 @@ class Trainer {
   uint64_t data_hash() const { return data_hash_; }
 
  private:
+  void restore_checked(const std::string& path);
+
   LlamaParams& model_;
   std::vector<Parameter*> params_;
   const std::vector<int32_t>& valid_;

@@ -59,6 +59,16 @@ TEST(TrainCli, WritesAGgufThatEvalAndRunLoad) {
   EXPECT_NE(again.out.find("cached in"), std::string::npos) << again.out;
 }
 
+TEST(TrainCli, InitContinuesAnExistingModel) {
+  const Fixture f = make_fixture("train_init");  // tok.gguf is a whole (random) tiny Llama with its tokenizer
+  const auto r = test::run_shrink("train --init " + f.dir + "/tok.gguf --data " + f.dir + "/text.txt --cache-dir " +
+                                  f.dir + "/cache --steps 3 --batch 2 --seq-len 32 -t 1 -o " + f.dir + "/cont.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto i = test::run_shrink("inspect " + f.dir + "/cont.gguf");
+  EXPECT_EQ(i.code, 0) << i.out;
+  EXPECT_EQ(test::run_shrink("run " + f.dir + "/cont.gguf -p \"the\" -n 2 -t 1").code, 0);
+}
+
 TEST(TrainCli, KilledRunResumesToTheSameBytes) {
   const Fixture f = make_fixture("train_kill");
   ASSERT_EQ(test::run_shrink(f.base + " --steps 40 -o " + f.dir + "/whole.gguf").code, 0);

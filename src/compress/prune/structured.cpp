@@ -120,6 +120,36 @@ void plan_global(const ModelConfig& c, StructKind k, const LayerScores& scores, 
   }
 }
 
+// Every layer loses floor(ratio x its groups), lowest scores first; what that
+// leaves of the parameter target (a layer has few heads: 10% of 4 KV groups
+// floors to 0) is taken as at most one more group per layer, from the layers
+// whose next candidate has the lowest score relative to its layer's mean.
+void plan_uniform(const ModelConfig& c, StructKind k, const LayerScores& scores, double ratio, StructuredPlan& p) {
+  std::vector<std::vector<int>> order(c.n_layers);
+  std::vector<std::pair<double, int>> extra;  // (normalised score of the next candidate, layer)
+  for (int l = 0; l < c.n_layers; ++l) {
+    const int g = group_count(c, k, l);
+    const int n = std::min<int>(g - 1, int(std::floor(ratio * g + 1e-9)));
+    order[l] = ascending(scores[l]);
+    p.removed[l].assign(order[l].begin(), order[l].begin() + n);
+    p.removed_params += n * group_params(c, k, l);
+    if (n + 1 < g) {
+      double mean = 0;
+      for (double x : scores[l]) mean += x;
+      mean /= double(g);
+      extra.push_back({mean > 0 ? scores[l][order[l][n]] / mean : 0.0, l});
+    }
+  }
+  std::stable_sort(extra.begin(), extra.end());
+  const double target = ratio * double(p.prunable_params);
+  for (const auto& [score, l] : extra) {
+    const int64_t gp = group_params(c, k, l);
+    if (double(p.removed_params) + 0.5 * double(gp) > target) break;
+    p.removed[l].push_back(order[l][p.removed[l].size()]);
+    p.removed_params += gp;
+  }
+}
+
 }  // namespace
 
 StructuredPlan plan_removal(const ModelConfig& c, StructKind k, const LayerScores& scores, double ratio, bool global,
@@ -140,13 +170,7 @@ StructuredPlan plan_removal(const ModelConfig& c, StructKind k, const LayerScore
   } else if (global) {
     plan_global(c, k, scores, ratio, p);
   } else {
-    for (int l = 0; l < c.n_layers; ++l) {
-      const int g = group_count(c, k, l);
-      const int n = std::min<int>(g - 1, int(std::llround(ratio * g)));
-      const std::vector<int> order = ascending(scores[l]);
-      p.removed[l].assign(order.begin(), order.begin() + n);
-      p.removed_params += n * group_params(c, k, l);
-    }
+    plan_uniform(c, k, scores, ratio, p);
   }
   for (auto& r : p.removed) std::sort(r.begin(), r.end());
   return p;

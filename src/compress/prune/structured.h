@@ -52,7 +52,10 @@ struct StructuredPlan {
 };
 
 // Which groups to remove so that `ratio` of the prunable parameters go.
-// Uniform (default): every layer loses round(ratio x its groups). Global: the
+// Uniform (default): every layer loses floor(ratio x its groups), and the
+// remainder of the target goes as at most one more group per layer (layers with
+// the least important next candidate first), so 10% of a model whose layers have
+// 4 KV groups removes 10%, not 0 or 25%. Global: the
 // groups of all layers are ranked together on scores divided by their layer's
 // mean score (so a score says "how important within its layer"; raw Taylor and
 // activation scores differ by orders of magnitude between layers), lowest first.

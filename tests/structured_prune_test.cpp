@@ -185,6 +185,22 @@ TEST(StructuredPrune, RatioRemovesTheRequestedShareOfParameters) {
   EXPECT_EQ(l.removed_groups(), 1);
 }
 
+TEST(StructuredPrune, MultipleOfRoundsEveryLayersKeptWidthDown) {
+  const ModelFile m = small_model(Arch::Llama);
+  const prune::LayerScores s = prune::weight_norm_scores(m, StructKind::Channels, Importance::L2);
+  for (bool global : {false, true}) {
+    StructuredPlan p = prune::plan_removal(m.config, StructKind::Channels, s, 0.2, global);
+    const StructuredPlan before = p;
+    prune::round_kept_groups(m.config, s, 32, p);
+    const ModelFile out = prune::remove_groups(m, p);
+    for (int l = 0; l < 3; ++l) {
+      EXPECT_EQ(out.config.ffn_dim(l), 64);  // 96 - 19 or 20 = 76 or 77 -> 64
+      for (int g : before.removed[l]) EXPECT_TRUE(std::binary_search(p.removed[l].begin(), p.removed[l].end(), g));
+    }
+    EXPECT_EQ(m.config.parameter_count() - out.config.parameter_count(), p.removed_params);
+  }
+}
+
 calib::CalibSet random_calib(int vocab) {
   calib::CalibSet c;
   for (uint32_t s = 0; s < 4; ++s) c.seqs.push_back(tokens(24, vocab, 100 + s));

@@ -79,6 +79,10 @@ void add_structured_options(CLI::App* cmd, StructuredArgs& a) {
                   "taylor (sum |w * dL/dw| on --calib, llama) | block (layers: 1 - cos(block input, output) on "
                   "--calib). Default: l2, block for layers")
       ->check(CLI::IsMember({"l1", "l2", "activation", "taylor", "block"}));
+  cmd->add_option("--multiple-of", a.multiple_of,
+                  "--structured: remove more until every layer keeps a multiple of N groups (channels: 32 for "
+                  "Q4_0/Q8_0, 256 for K-quants to quantize the result; overshoots --ratio)")
+      ->capture_default_str();
   cmd->add_option("--remove-layers", a.remove_layers, "--structured layers: remove this many blocks (instead of --ratio)");
 }
 
@@ -103,8 +107,9 @@ void run_structured_prune(const ModelArgs& m, const StructuredArgs& a) {
   }
   const double t0 = now_seconds();
   const prune::LayerScores scores = score(f, kind, imp, calib);
-  const prune::StructuredPlan plan =
+  prune::StructuredPlan plan =
       prune::plan_removal(f.config, kind, scores, a.ratio < 0 ? 0.0 : a.ratio, a.global, a.remove_layers);
+  prune::round_kept_groups(f.config, scores, a.multiple_of, plan);
   const ModelFile out = prune::remove_groups(f, plan);
   if (is_gguf_path(a.out)) {
     save_gguf_model(out, a.out);
@@ -122,6 +127,7 @@ void run_structured_prune(const ModelArgs& m, const StructuredArgs& a) {
                       {"output", a.out}, {"file_bytes", path_bytes(a.out)}, {"seconds", now_seconds() - t0},
                       {"peak_rss_bytes", peak_rss_bytes()}};
   if (layers && a.remove_layers >= 0) j["remove_layers"] = a.remove_layers;
+  if (a.multiple_of > 1) j["multiple_of"] = a.multiple_of;
   if (!calib.seqs.empty()) j["calib"] = {{"file", a.calib_file}, {"tokens", calib.tokens()}, {"seq_len", a.seq_len}};
   std::printf("wrote %s (%s): %lld -> %lld parameters (%.1f%% of the model, %.1f%% of its %s removed)\n", a.out.c_str(),
               human_bytes(double(j["file_bytes"].get<int64_t>())).c_str(), (long long)before, (long long)after,

@@ -14,6 +14,7 @@ struct StructuredArgs {
   std::string structure, importance, calib_file, out, report;
   double ratio = -1;
   int remove_layers = -1;
+  int multiple_of = 1;
   bool global = false;
   int64_t calib_tokens = 32768;
   int seq_len = 512;

@@ -176,6 +176,27 @@ StructuredPlan plan_removal(const ModelConfig& c, StructKind k, const LayerScore
   return p;
 }
 
+void round_kept_groups(const ModelConfig& c, const LayerScores& scores, int multiple, StructuredPlan& p) {
+  SHRINK_CHECK(multiple >= 1, "the kept-size multiple must be positive, got ", multiple);
+  if (multiple == 1 || p.kind == StructKind::Layers) return;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const int g = group_count(c, p.kind, l), kept = g - int(p.removed[l].size());
+    const int want = std::max(multiple, kept / multiple * multiple);
+    SHRINK_CHECK(want <= g, "layer ", l, " has ", g, " ", struct_kind_name(p.kind), ", fewer than the multiple ", multiple);
+    if (want >= kept) continue;
+    // The plan's own choices stay (a global ranking may differ from this layer's order),
+    // then the lowest-scored of the rest until g - want are gone.
+    std::vector<int> removed = p.removed[l];
+    for (int x : ascending(scores[l])) {
+      if (int(removed.size()) == g - want) break;
+      if (std::find(removed.begin(), removed.end(), x) == removed.end()) removed.push_back(x);
+    }
+    std::sort(removed.begin(), removed.end());
+    p.removed_params += int64_t(removed.size() - p.removed[l].size()) * group_params(c, p.kind, l);
+    p.removed[l] = removed;
+  }
+}
+
 // ------------------------------------------------------------------ slicing
 
 namespace {

@@ -64,6 +64,11 @@ struct StructuredPlan {
 StructuredPlan plan_removal(const ModelConfig& c, StructKind k, const LayerScores& scores, double ratio, bool global,
                             int n_layers_to_remove = -1);
 
+// Removes more of each layer's lowest-scored groups until its kept count is a
+// multiple of `multiple` (at least `multiple`): FFN widths that block
+// quantizers can split (32 for Q4_0/Q8_0, 256 for K-quants). Overshoots the ratio.
+void round_kept_groups(const ModelConfig& c, const LayerScores& scores, int multiple, StructuredPlan& plan);
+
 // The model without the plan's groups: dense tensors sliced (F32/F16/BF16 kept
 // in their dtype), the config's per-layer sizes set, blocks renumbered after
 // layer removal. Throws for block-quantized, packed, W8A8 or low-rank linears.

@@ -1,4 +1,5 @@
 // shrink prune MODEL --method magnitude|wanda|sparsegpt --sparsity 0.5|2:4 [--calib FILE] -o OUT
+// shrink prune MODEL --structured heads|channels|layers --ratio R --importance ... (prune_structured.cpp)
 // Unstructured and N:M pruning of the block Linears (compress/prune); the token
 // embedding and the output head stay dense. Writes the pruned model dense (zeros
 // kept) as GGUF (OUT.gguf) or a Hugging Face directory, progress per layer on
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/prune_structured.h"
 #include "compress/prune/prune.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -20,6 +22,7 @@ namespace {
 
 struct PruneArgs {
   ModelArgs m;
+  StructuredArgs st;  // --structured: prune_structured.cpp
   std::string method = "magnitude", sparsity, calib_file, out, report;
   bool global = false;
   float damp = 0.01f;
@@ -55,8 +58,14 @@ nlohmann::json report_json(const PruneArgs& a, const prune::PruneOptions& opt, c
   return j;
 }
 
-void run_prune(const PruneArgs& a) {
-  SHRINK_CHECK(!a.sparsity.empty(), "give --sparsity (0.5, 50% or N:M such as 2:4)");
+void run_prune(PruneArgs& a) {
+  if (!a.st.structure.empty()) {
+    a.st.calib_file = a.calib_file, a.st.calib_tokens = a.calib_tokens, a.st.seq_len = a.seq_len;
+    a.st.out = a.out, a.st.report = a.report, a.st.global = a.global;
+    SHRINK_CHECK(a.sparsity.empty(), "--sparsity is for unstructured/N:M pruning; --structured takes --ratio");
+    return run_structured_prune(a.m, a.st);
+  }
+  SHRINK_CHECK(!a.sparsity.empty(), "give --sparsity (0.5, 50% or N:M such as 2:4), or --structured heads|channels|layers");
   SHRINK_CHECK(!a.out.empty(), "give -o OUT (FILE.gguf or a directory for a Hugging Face model)");
   prune::PruneOptions opt;
   opt.method = a.method;
@@ -109,7 +118,8 @@ void add_prune(CLI::App& app) {
   auto* cmd = app.add_subcommand("prune",
                                  "Prune the block Linears (magnitude, Wanda, SparseGPT; unstructured or N:M), writing the "
                                  "dense pruned model (GGUF or HF directory) and a JSON report beside it; the token "
-                                 "embedding and the output head are not pruned");
+                                 "embedding and the output head are not pruned. With --structured, remove whole "
+                                 "attention heads, FFN channels or layers instead: a smaller dense model");
   add_model_args(cmd, a->m);
   cmd->add_option("--method", a->method,
                   "magnitude (smallest |W| per layer; --global: over the model) | wanda (smallest |W|*||X|| per "
@@ -118,12 +128,14 @@ void add_prune(CLI::App& app) {
       ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
   cmd->add_option("--sparsity", a->sparsity,
                   "Fraction of weights to zero in (0, 1) (0.5 or 50%), or N:M = keep N of every M consecutive "
-                  "weights of a row (2:4, 4:8)")
-      ->required();
-  cmd->add_flag("--global", a->global, "magnitude, unstructured: one threshold over all block Linears");
+                  "weights of a row (2:4, 4:8)");
+  cmd->add_flag("--global", a->global,
+                "magnitude, unstructured: one threshold over all block Linears; --structured: rank groups across "
+                "layers (scores divided by their layer's mean) instead of the same share per layer");
+  add_structured_options(cmd, a->st);
   cmd->add_option("--calib", a->calib_file,
-                  "Calibration text (wanda, sparsegpt; with magnitude it only adds each layer's output error to the "
-                  "report)")
+                  "Calibration text (wanda, sparsegpt; structured activation, taylor, block; with magnitude it only "
+                  "adds each layer's output error to the report)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
   cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();

@@ -46,6 +46,29 @@ int64_t int_key(const GgufFile& g, const std::string& key, int64_t def, bool req
   return x;
 }
 
+// A per-layer key as llama.cpp reads it (llama_model_loader::get_key_or_arr): a
+// scalar for every layer, or an array of one value per layer (structurally
+// pruned models). Empty when the key is absent.
+std::vector<int> per_layer_key(const GgufFile& g, const std::string& key, int n_layers) {
+  const GgufValue* v = g.find(key);
+  if (!v) return {};
+  if (v->type() != GgufType::Array) {
+    const int64_t x = v->as_int(where(g, key));
+    SHRINK_CHECK(x >= 0 && x <= (int64_t{1} << 31) - 1, where(g, key), " = ", x, " is out of range");
+    return std::vector<int>(n_layers, int(x));
+  }
+  const GgufArray& a = v->as_array(where(g, key));
+  SHRINK_CHECK(int64_t(a.items.size()) == n_layers, where(g, key), " has ", a.items.size(), " entries for ", n_layers,
+               " layers");
+  std::vector<int> out;
+  for (const auto& it : a.items) {
+    const int64_t x = it.as_int(where(g, key));
+    SHRINK_CHECK(x > 0 && x <= (int64_t{1} << 31) - 1, where(g, key), " has an entry ", x, " out of range");
+    out.push_back(int(x));
+  }
+  return out;
+}
+
 double float_key(const GgufFile& g, const std::string& key, double def, bool required) {
   const GgufValue* v = g.find(key);
   if (!v) {
@@ -105,9 +128,21 @@ ModelConfig read_config(const GgufFile& g, const ArchSpec& a) {
   c.name = string_key(g, "general.name", "");
   c.dim = static_cast<int>(int_key(g, p + "embedding_length", 0, true));
   c.n_layers = static_cast<int>(int_key(g, p + "block_count", 0, true));
-  c.n_heads = static_cast<int>(int_key(g, p + "attention.head_count", 0, true));
-  c.n_kv_heads = static_cast<int>(int_key(g, p + "attention.head_count_kv", c.n_heads, false));
-  c.hidden_dim = static_cast<int>(int_key(g, p + "feed_forward_length", 0, false));
+  SHRINK_CHECK(c.n_layers > 0 && c.n_layers <= 4096, g.path, ": implausible block_count ", c.n_layers);
+  std::vector<int> heads = per_layer_key(g, p + "attention.head_count", c.n_layers);
+  SHRINK_CHECK(!heads.empty(), g.path, ": metadata key '", p, "attention.head_count' is missing");
+  std::vector<int> kv = per_layer_key(g, p + "attention.head_count_kv", c.n_layers);
+  std::vector<int> ffn = per_layer_key(g, p + "feed_forward_length", c.n_layers);
+  if (kv.empty() || a.arch == Arch::GPT2) kv = heads;
+  c.n_heads = heads[0], c.n_kv_heads = kv[0], c.hidden_dim = ffn.empty() ? 0 : ffn[0];
+  const bool per_layer = !ffn.empty() && (heads != std::vector<int>(c.n_layers, heads[0]) ||
+                                          kv != std::vector<int>(c.n_layers, kv[0]) ||
+                                          ffn != std::vector<int>(c.n_layers, ffn[0]));
+  if (per_layer) {
+    SHRINK_CHECK(g.find(p + "attention.key_length"), g.path, ": per-layer head counts need ", p,
+                 "attention.key_length (the head size)");
+    c.set_layer_sizes(heads, kv, ffn);
+  }
   c.max_seq_len = static_cast<int>(int_key(g, p + "context_length", 0, false));
   SHRINK_CHECK(c.n_heads > 0, g.path, ": ", p, "attention.head_count is 0");
   const int64_t even_split = c.dim % c.n_heads == 0 ? c.dim / c.n_heads : 0;  // else validate() reports it
@@ -312,9 +347,17 @@ void add_arch_kv(std::vector<GgufKV>& kv, const ModelConfig& c, const ArchSpec& 
   kv.push_back({p + "context_length", u32(c.max_seq_len)});
   kv.push_back({p + "embedding_length", u32(c.dim)});
   kv.push_back({p + "block_count", u32(c.n_layers)});
-  kv.push_back({p + "feed_forward_length", u32(c.hidden_dim)});
-  kv.push_back({p + "attention.head_count", u32(c.n_heads)});
-  if (c.head_dim * c.n_heads != c.dim) {  // llama.cpp assumes dim / n_heads otherwise
+  // Per-layer sizes as llama.cpp stores them (hparams.n_head_arr / n_head_kv_arr / n_ff_arr):
+  // one array entry per layer when the layers differ, a scalar otherwise.
+  auto per_layer = [&](int (ModelConfig::*of)(int) const, int scalar) {
+    if (c.uniform()) return u32(scalar);
+    std::vector<GgufValue> items;
+    for (int l = 0; l < c.n_layers; ++l) items.push_back(u32((c.*of)(l)));
+    return gguf_array(GgufType::U32, std::move(items));
+  };
+  kv.push_back({p + "feed_forward_length", per_layer(&ModelConfig::ffn_dim, c.hidden_dim)});
+  kv.push_back({p + "attention.head_count", per_layer(&ModelConfig::heads, c.n_heads)});
+  if (c.head_dim * c.n_heads != c.dim || !c.uniform()) {  // llama.cpp assumes dim / n_heads otherwise
     kv.push_back({p + "attention.key_length", u32(c.head_dim)});
     kv.push_back({p + "attention.value_length", u32(c.head_dim)});
   }
@@ -322,7 +365,7 @@ void add_arch_kv(std::vector<GgufKV>& kv, const ModelConfig& c, const ArchSpec& 
     kv.push_back({p + "attention.layer_norm_epsilon", GgufValue(c.norm_eps)});
     return;
   }
-  kv.push_back({p + "attention.head_count_kv", u32(c.n_kv_heads)});
+  kv.push_back({p + "attention.head_count_kv", per_layer(&ModelConfig::kv_heads, c.n_kv_heads)});
   kv.push_back({p + "attention.layer_norm_rms_epsilon", GgufValue(c.norm_eps)});
   kv.push_back({p + "rope.freq_base", GgufValue(c.rope_theta)});
   kv.push_back({p + "rope.dimension_count", u32(c.head_dim)});
@@ -411,7 +454,7 @@ std::map<std::string, Tensor> rope_fixups(const ModelFile& m, const ArchSpec& a)
   const bool to_interleaved = a.rope == RopeStyle::Interleaved;
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.n_heads}, std::pair{"attn_k.", c.n_kv_heads}})
+    for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.heads(l)}, std::pair{"attn_k.", c.kv_heads(l)}})
       for (const char* kind : {"weight", "bias", "weight.lr_u"})  // permuting W's rows = permuting U's rows
         if (const Tensor* t = m.find(p + suffix + kind))
           out[p + suffix + kind] = permute_heads(*t, heads, c.head_dim, to_interleaved);

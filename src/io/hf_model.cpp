@@ -183,6 +183,28 @@ float parse_rope_scaling(const json& cfg, const std::string& src) {
   return static_cast<float>(f);
 }
 
+// A structurally pruned model's per-layer sizes (written by llama_config_json).
+void read_per_layer_sizes(const json& cfg, ModelConfig& c, const std::string& src) {
+  const char* keys[] = {"num_attention_heads_per_layer", "num_key_value_heads_per_layer", "intermediate_size_per_layer"};
+  std::vector<int> v[3];
+  int present = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (!cfg.contains(keys[i])) continue;
+    ++present;
+    SHRINK_CHECK(cfg[keys[i]].is_array() && int(cfg[keys[i]].size()) == c.n_layers, src, ": ", keys[i],
+                 " must be an array of ", c.n_layers, " integers");
+    for (const auto& x : cfg[keys[i]]) {
+      SHRINK_CHECK(x.is_number_integer() && x.get<int64_t>() > 0 && x.get<int64_t>() < (1 << 24), src, ": ", keys[i],
+                   " has an invalid entry");
+      v[i].push_back(x.get<int>());
+    }
+  }
+  if (!present) return;
+  SHRINK_CHECK(present == 3 && c.head_dim > 0, src, ": per-layer sizes need all of ", keys[0], ", ", keys[1], ", ",
+               keys[2], " and head_dim");
+  c.set_layer_sizes(v[0], v[1], v[2]);
+}
+
 ModelConfig parse_llama_config(const json& cfg, Family fam, const std::string& src) {
   ModelConfig c;
   c.arch = Arch::Llama;
@@ -205,6 +227,7 @@ ModelConfig parse_llama_config(const json& cfg, Family fam, const std::string& s
   SHRINK_CHECK(fam != Family::Llama || !get_bool(cfg, "attention_bias", false, src), src,
                ": attention_bias=true is not supported for llama");
   SHRINK_CHECK(!get_bool(cfg, "mlp_bias", false, src), src, ": mlp_bias=true is not supported");
+  read_per_layer_sizes(cfg, c, src);
   return c;
 }
 
@@ -396,16 +419,17 @@ void unpermute_qk(ModelFile& m) {
   const ModelConfig& c = m.config;
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    const std::pair<std::string, int> qk[] = {{p + "attn_q.weight", c.n_heads},
-                                              {p + "attn_k.weight", c.n_kv_heads},
-                                              {p + "attn_q.bias", c.n_heads},
-                                              {p + "attn_k.bias", c.n_kv_heads},
-                                              {p + "attn_q.weight_packed", c.n_heads},
-                                              {p + "attn_k.weight_packed", c.n_kv_heads},
-                                              {p + "attn_q.weight_scale", c.n_heads},
-                                              {p + "attn_k.weight_scale", c.n_kv_heads},
-                                              {p + "attn_q.weight_zero_point", c.n_heads},
-                                              {p + "attn_k.weight_zero_point", c.n_kv_heads}};
+    const int hq = c.heads(l), hk = c.kv_heads(l);  // per layer: a structurally pruned model may vary
+    const std::pair<std::string, int> qk[] = {{p + "attn_q.weight", hq},
+                                              {p + "attn_k.weight", hk},
+                                              {p + "attn_q.bias", hq},
+                                              {p + "attn_k.bias", hk},
+                                              {p + "attn_q.weight_packed", hq},
+                                              {p + "attn_k.weight_packed", hk},
+                                              {p + "attn_q.weight_scale", hq},
+                                              {p + "attn_k.weight_scale", hk},
+                                              {p + "attn_q.weight_zero_point", hq},
+                                              {p + "attn_k.weight_zero_point", hk}};
     for (const auto& [name, heads] : qk) {
       auto it = m.tensors.find(name);
       if (it == m.tensors.end()) continue;  // load_model reports missing tensors
@@ -596,6 +620,13 @@ json llama_config_json(const ModelConfig& c) {
   j["num_attention_heads"] = c.n_heads;
   j["num_key_value_heads"] = c.n_kv_heads;
   j["head_dim"] = c.head_dim;
+  if (!c.uniform()) {  // shrink's keys for a structurally pruned model (docs/pruning.md); the scalars are the maxima
+    std::vector<int> h, kv, ff;
+    for (int l = 0; l < c.n_layers; ++l) h.push_back(c.heads(l)), kv.push_back(c.kv_heads(l)), ff.push_back(c.ffn_dim(l));
+    j["num_attention_heads_per_layer"] = h;
+    j["num_key_value_heads_per_layer"] = kv;
+    j["intermediate_size_per_layer"] = ff;
+  }
   j["vocab_size"] = c.vocab_size;
   if (c.max_seq_len > 0) j["max_position_embeddings"] = c.max_seq_len;
   j["rms_norm_eps"] = tidy(c.norm_eps);
@@ -649,8 +680,10 @@ TensorSource hf_source(const std::string& hf_name, const std::string& canon, con
                        DType dtype) {
   int heads = 0;
   if (c.arch == Arch::Llama && c.rope_style == RopeStyle::Interleaved) {
-    if (ends_with(canon, ".attn_q.weight") || ends_with(canon, ".attn_q.bias")) heads = c.n_heads;
-    if (ends_with(canon, ".attn_k.weight") || ends_with(canon, ".attn_k.bias")) heads = c.n_kv_heads;
+    // heads from the rows, not the config: a structurally pruned model's layers differ
+    if (ends_with(canon, ".attn_q.weight") || ends_with(canon, ".attn_q.bias") ||
+        ends_with(canon, ".attn_k.weight") || ends_with(canon, ".attn_k.bias"))
+      heads = int(t.shape[0] / c.head_dim);
   }
   bool transpose = false;
   if (c.arch == Arch::GPT2)
@@ -681,8 +714,7 @@ TensorSource hf_packed_source(const std::string& hf_name, const std::string& bas
   const ModelConfig& c = m.config;
   int heads = 0;
   if (c.rope_style == RopeStyle::Interleaved && t.numel() > 1 && suffix != "weight_shape") {
-    if (ends_with(base, ".attn_q")) heads = c.n_heads;
-    if (ends_with(base, ".attn_k")) heads = c.n_kv_heads;
+    if (ends_with(base, ".attn_q") || ends_with(base, ".attn_k")) heads = int(t.shape[0] / c.head_dim);
   }
   TensorSource s{hf_name, t.dtype, t.shape, nullptr};
   if (suffix == "weight_scale") s.dtype = ct_scale_dtype(t, dtype);
@@ -718,8 +750,7 @@ TensorSource hf_int8_source(const std::string& hf_name, const std::string& base,
                             const Tensor& t, const ModelConfig& c, DType dtype) {
   int heads = 0;
   if (c.rope_style == RopeStyle::Interleaved && suffix != "input_scale") {
-    if (ends_with(base, ".attn_q")) heads = c.n_heads;
-    if (ends_with(base, ".attn_k")) heads = c.n_kv_heads;
+    if (ends_with(base, ".attn_q") || ends_with(base, ".attn_k")) heads = int(t.shape[0] / c.head_dim);
   }
   TensorSource s{hf_name, suffix == "weight" ? DType::I8 : ct_scale_dtype(t, dtype), t.shape, nullptr};
   s.get = [t, heads, out = s.dtype] {

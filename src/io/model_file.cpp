@@ -95,7 +95,7 @@ std::shared_ptr<Tokenizer> load_tokenizer_file(const std::string& path, int voca
 
 void check_model_tensors(const ModelFile& m) {
   const ModelConfig& c = m.config;
-  const int64_t d = c.dim, V = c.vocab_size, h = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
+  const int64_t d = c.dim, V = c.vocab_size;
   const bool gpt2 = c.arch == Arch::GPT2;
   check_shape(m, "token_embd.weight", {V, d});
   check_shape(m, "output_norm.weight", {d});
@@ -106,6 +106,7 @@ void check_model_tensors(const ModelFile& m) {
   }
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
+    const int64_t h = c.ffn_dim(l), q = c.q_dim(l), kv = c.kv_dim(l);  // per layer: a pruned model may vary
     check_shape(m, p + "attn_norm.weight", {d});
     check_shape(m, p + "ffn_norm.weight", {d});
     check_shape(m, p + "attn_output.weight", {d, q});

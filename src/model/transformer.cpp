@@ -133,8 +133,9 @@ void KVCache::store(int layer, int pos, int n, const float* ks, const float* vs,
                " tokens at position ", pos, " of layer ", layer, " is outside the cache (", n_layers, " layers x ",
                max_len, ")");
   const int64_t panel = int64_t(max_len) * head_dim;
+  const int kvh = kv_heads_of(layer);
   for (int t = 0; t < n; ++t) {
-    for (int h = 0; h < n_kv_heads; ++h) {
+    for (int h = 0; h < kvh; ++h) {
       const float* kx = ks + t * stride + int64_t(h) * head_dim;
       const float* vx = vs + t * stride + int64_t(h) * head_dim;
       const int64_t at = layer_offset(layer) + h * panel + int64_t(pos + t) * head_dim;
@@ -163,15 +164,22 @@ KVCache Transformer::new_cache(int max_len, KvType type) const {
   c.n_kv_heads = cfg_.n_kv_heads;
   c.head_dim = cfg_.head_dim;
   c.type = type;
-  const size_t n = size_t(c.n_layers) * max_len;
+  if (!cfg_.uniform()) {  // pruned layers keep only their own KV heads' panels
+    c.layer_heads_before.push_back(0);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+      c.layer_kv_heads.push_back(cfg_.kv_heads(l));
+      c.layer_heads_before.push_back(c.layer_heads_before.back() + cfg_.kv_heads(l));
+    }
+  }
+  const size_t panels = size_t(c.heads_before(c.n_layers)), n = panels * max_len;
   if (type == KvType::F32) {
-    c.k.assign(n * c.kv_dim, 0.0f);
-    c.v.assign(n * c.kv_dim, 0.0f);
+    c.k.assign(n * c.head_dim, 0.0f);
+    c.v.assign(n * c.head_dim, 0.0f);
   } else {
-    c.qk.assign(n * c.kv_dim, 0);
-    c.qv.assign(n * c.kv_dim, 0);
-    c.sk.assign(n * c.n_kv_heads, 0.0f);
-    c.sv.assign(n * c.n_kv_heads, 0.0f);
+    c.qk.assign(n * c.head_dim, 0);
+    c.qv.assign(n * c.head_dim, 0);
+    c.sk.assign(n, 0.0f);
+    c.sv.assign(n, 0.0f);
   }
   return c;
 }
@@ -247,37 +255,37 @@ void Transformer::attention_llama(Block& b, int layer, int n, KVCache& cache, co
   run(b.wk, xn_.data(), k_.data(), n);
   run(b.wv, xn_.data(), v_.data(), n);
   const bool inter = cfg_.rope_style == RopeStyle::Interleaved;
-  kernels::rope(q_.data(), n, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
-  kernels::rope(k_.data(), n, cfg_.n_kv_heads, cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
-  cache.store(layer, pos0, n, k_.data(), v_.data(), cfg_.kv_dim());
+  kernels::rope(q_.data(), n, cfg_.heads(layer), cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
+  kernels::rope(k_.data(), n, cfg_.kv_heads(layer), cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
+  cache.store(layer, pos0, n, k_.data(), v_.data(), cfg_.kv_dim(layer));
   attend(layer, n, cache);
 }
 
 void Transformer::attention_gpt2(Block& b, int layer, int n, KVCache& cache) {
   const int pos0 = cache.len;
-  const int64_t qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), row = qd + 2 * kvd;
+  const int64_t qd = cfg_.q_dim(layer), kvd = cfg_.kv_dim(layer), row = qd + 2 * kvd;
   run(b.wqkv, xn_.data(), qkv_.data(), n);
   for (int t = 0; t < n; ++t) std::memcpy(q_.data() + t * qd, qkv_.data() + t * row, sizeof(float) * qd);
   cache.store(layer, pos0, n, qkv_.data() + qd, qkv_.data() + qd + kvd, row);
   attend(layer, n, cache);
 }
 
-void Transformer::attend(int layer, int n, KVCache& cache) {
+void Transformer::attend(int layer, int n, KVCache& cache) {  // q_ and att_ are [n x q_dim(layer)]
   const int pos0 = cache.len;
   const int64_t off = cache.layer_offset(layer), cap = cache.max_len;
   if (cache.type == KvType::F32) {
-    kernels::attention(q_.data(), cache.k.data() + off, cache.v.data() + off, att_.data(), n, pos0, cfg_.n_heads,
-                       cfg_.n_kv_heads, cfg_.head_dim, cfg_.head_dim, cap * cfg_.head_dim);
+    kernels::attention(q_.data(), cache.k.data() + off, cache.v.data() + off, att_.data(), n, pos0, cfg_.heads(layer),
+                       cfg_.kv_heads(layer), cfg_.head_dim, cfg_.head_dim, cap * cfg_.head_dim);
   } else {
     const int64_t soff = cache.layer_scale_offset(layer);
     kernels::attention_q8(q_.data(), cache.qk.data() + off, cache.sk.data() + soff, cache.qv.data() + off,
-                          cache.sv.data() + soff, att_.data(), n, pos0, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim,
+                          cache.sv.data() + soff, att_.data(), n, pos0, cfg_.heads(layer), cfg_.kv_heads(layer), cfg_.head_dim,
                           cap);
   }
 }
 
-void Transformer::ffn(Block& b, int n) {
-  const int64_t h = cfg_.hidden_dim;
+void Transformer::ffn(Block& b, int layer, int n) {
+  const int64_t h = cfg_.ffn_dim(layer);
   if (cfg_.arch == Arch::GPT2) {
     run(b.w_up, xn_.data(), h1_.data(), n);
     kernels::gelu_tanh(h1_.data(), n * h);
@@ -290,7 +298,8 @@ void Transformer::ffn(Block& b, int n) {
 }
 
 void Transformer::forward_block(int layer, float* x, int n, KVCache& cache) {
-  SHRINK_CHECK(cache.n_layers == cfg_.n_layers && cache.n_kv_heads == cfg_.n_kv_heads && cache.head_dim == cfg_.head_dim,
+  SHRINK_CHECK(cache.n_layers == cfg_.n_layers && cache.n_kv_heads == cfg_.n_kv_heads && cache.head_dim == cfg_.head_dim &&
+                   cache.kv_heads_of(layer) == cfg_.kv_heads(layer),
                "the KV cache was made for another model shape");
   SHRINK_CHECK(cache.len + n <= cache.max_len, "context overflow: ", cache.len, " + ", n, " tokens exceed the cache of ",
                cache.max_len);
@@ -307,7 +316,7 @@ void Transformer::forward_block(int layer, float* x, int n, KVCache& cache) {
   run(b.wo, att_.data(), xn_.data(), n);
   kernels::add(x, xn_.data(), n * d);
   norm(b.ffn_norm, b.ffn_norm_b, x, xn_.data(), n);
-  ffn(b, n);
+  ffn(b, layer, n);
   kernels::add(x, xn_.data(), n * d);
 }
 

@@ -26,15 +26,23 @@ std::vector<std::string> kv_type_names();
 // int8 cache the new tokens' own keys and values are the quantized ones too
 // (prefill and decode see the same numbers).
 struct KVCache {
-  int n_layers = 0, max_len = 0, kv_dim = 0, n_kv_heads = 0, head_dim = 0;
+  int n_layers = 0, max_len = 0, kv_dim = 0, n_kv_heads = 0, head_dim = 0;  // kv_dim, n_kv_heads: the largest layer's
   KvType type = KvType::F32;
   int len = 0;  // positions filled
   std::vector<float> k, v;     // F32:  [layer][kv head][pos][head_dim]
   std::vector<int8_t> qk, qv;  // Int8: codes  [layer][kv head][pos][head_dim]
   std::vector<float> sk, sv;   //       scales [layer][kv head][pos]
   // Offset of a layer's values (k, v, qk, qv) and of its scales (sk, sv).
-  int64_t layer_offset(int layer) const { return int64_t(layer) * max_len * kv_dim; }
-  int64_t layer_scale_offset(int layer) const { return int64_t(layer) * max_len * n_kv_heads; }
+  // A non-uniform model (per-layer KV heads) has one entry per layer here, and the
+  // layers' panels are packed back to back; empty = every layer has n_kv_heads.
+  std::vector<int> layer_kv_heads;
+  std::vector<int64_t> layer_heads_before;  // prefix sums of layer_kv_heads (n_layers + 1 entries)
+  int kv_heads_of(int layer) const { return layer_kv_heads.empty() ? n_kv_heads : layer_kv_heads[layer]; }
+  int64_t heads_before(int layer) const {
+    return layer_heads_before.empty() ? int64_t(layer) * n_kv_heads : layer_heads_before[layer];
+  }
+  int64_t layer_offset(int layer) const { return heads_before(layer) * max_len * head_dim; }
+  int64_t layer_scale_offset(int layer) const { return heads_before(layer) * max_len; }
   // Writes n tokens' keys and values (token t's at k + t * stride, v + t * stride;
   // kv_dim floats each, heads one after another) at positions pos .. pos+n-1
   // of `layer`: copied, or quantized.
@@ -96,7 +104,7 @@ class Transformer {
   void attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos);
   void attention_gpt2(Block& b, int layer, int n, KVCache& cache);
   void attend(int layer, int n, KVCache& cache);  // q_ against the cache -> att_
-  void ffn(Block& b, int n);
+  void ffn(Block& b, int layer, int n);
   void norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const;
   void run(const Linear& l, const float* x, float* y, int n);
   void reserve(int n);

@@ -112,6 +112,49 @@ TEST(DistillLoss, HiddenStateMseWithAndWithoutProjection) {
   EXPECT_NEAR(hidden_state_mse(a, g.constant(padded), g.param(w))->v()[0], 0.0, 1e-12);
 }
 
+// relation(): scores and softmaxed rows against finite differences (GQA
+// grouping, two sequences), and its probabilities equal what attention() mixes
+// v with: relation(q, k) · v per head reproduces attention(q, k, v).
+TEST(DistillLoss, RelationOpScoresAndProbabilities) {
+  const int64_t seq = 4, hd = 3;
+  for (bool softmax : {false, true}) {
+    std::vector<Parameter> ps{rand_param("a", {2 * seq, 4 * hd}, 50), rand_param("b", {2 * seq, 2 * hd}, 51)};
+    SCOPED_TRACE(softmax ? "softmax" : "scores");
+    expect_grads_match(ps, [&](Graph&, std::vector<Var>& l) { return project(relation(l[0], l[1], 4, 2, hd, seq, softmax)); });
+  }
+  Graph g;
+  Var q = g.constant(random_tensor({2 * seq, 4 * hd}, 52)), k = g.constant(random_tensor({2 * seq, 2 * hd}, 53)),
+      v = g.constant(random_tensor({2 * seq, 2 * hd}, 54));
+  Var p = relation(q, k, 4, 2, hd, seq, true), att = attention(q, k, v, 4, 2, hd, seq);
+  for (int64_t h = 0; h < 4; ++h)
+    for (int64_t t = 0; t < 2 * seq; ++t)
+      for (int64_t d = 0; d < hd; ++d) {
+        const int64_t s0 = t / seq * seq;
+        double mixed = 0;
+        for (int64_t j = 0; j < seq; ++j) mixed += p->v()[(h * 2 * seq + t) * seq + j] * v->v()[(s0 + j) * 2 * hd + h / 2 * hd + d];
+        ASSERT_NEAR(mixed, att->v()[t * 4 * hd + h * hd + d], 1e-5) << h << "," << t << "," << d;
+      }
+}
+
+// MiniLM's losses: attention-distribution and value-relation KL, gradients through relation().
+TEST(DistillLoss, RelationKlOfAttentionAndValueRelations) {
+  const int64_t seq = 3, hd = 2;
+  const Tensor tq = random_tensor({2 * seq, 2 * hd}, 60), tk = random_tensor({2 * seq, 2 * hd}, 61);
+  std::vector<Parameter> ps{rand_param("q", {2 * seq, 2 * hd}, 62), rand_param("k", {2 * seq, 2 * hd}, 63)};
+  expect_grads_match(ps, [&](Graph& g, std::vector<Var>& l) {
+    Var teacher = relation(g.constant(tq), g.constant(tk), 2, 2, hd, seq, true);
+    return relation_kl(relation(l[0], l[1], 2, 2, hd, seq, true), teacher);
+  });
+  // Value relation: relation(v, v) of the student against the teacher's.
+  std::vector<Parameter> pv{rand_param("v", {2 * seq, 2 * hd}, 64)};
+  expect_grads_match(pv, [&](Graph& g, std::vector<Var>& l) {
+    return relation_kl(relation(l[0], l[0], 2, 2, hd, seq, true), relation(g.constant(tq), g.constant(tq), 2, 2, hd, seq, true));
+  });
+  Graph g;
+  Var same = relation(g.constant(tq), g.constant(tk), 2, 2, hd, seq, true);
+  EXPECT_NEAR(relation_kl(same, same)->v()[0], 0.0, 1e-7);
+}
+
 // llama_logits with taps returns the same logits as without, one tap per block,
 // and the last block's output feeds the head: a feature loss on a tap has gradients.
 TEST(DistillLoss, LlamaTapsExposeBlockOutputs) {

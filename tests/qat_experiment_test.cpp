@@ -95,7 +95,10 @@ QatRun run_qat(const ModelFile& f, const std::vector<int32_t>& train_tokens, con
     clip_grad_norm(params, 1.0);
     adam.step(schedule.at(s));
     (s == 0 ? run.first_loss : run.last_loss) = loss->v()[0];
-    if ((s + 1) % 50 == 0) std::printf("  int%d QAT step %d/%d: KD loss %.5f\n", bits, s + 1, steps, loss->v()[0]);
+    if ((s + 1) % 50 == 0) {
+      std::printf("  int%d QAT step %d/%d: KD loss %.5f\n", bits, s + 1, steps, loss->v()[0]);
+      std::fflush(stdout);
+    }
   }
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Export: each block Linear becomes the GroupQuantWeight of its codes at the learned steps.

@@ -3,6 +3,7 @@
 // llama_logits' taps), not their output distributions.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "train/autograd.h"
 
@@ -22,5 +23,13 @@ Var hidden_state_mse(Var student_hidden, Var teacher_hidden, Var projection = nu
 // d_t) coordinates copied (identity on the shared part, zeros elsewhere), so
 // training starts from "compare what overlaps" rather than from noise.
 Parameter make_hidden_projection(const std::string& name, int64_t student_dim, int64_t teacher_dim);
+
+// KL(teacher ‖ student) between rows that are probability distributions
+// (relation(..., softmax = true): attention maps, value relations), summed
+// over each row's entries and averaged over the rows that carry mass. MiniLM
+// (Wang et al. 2020, eqs. 7-8) distils the last layer's attention
+// distributions relation(q, k) and its value relation relation(v, v) this way.
+// The student's zeros (masked entries) must be the teacher's zeros.
+Var relation_kl(Var student_rows, Var teacher_rows);
 
 }  // namespace shrink::train

@@ -4,6 +4,8 @@
 #include <random>
 
 #include "core/error.h"
+#include "train/fake_quant.h"
+#include "train/lora.h"
 #include "train/ops.h"
 
 namespace shrink::train {
@@ -16,6 +18,27 @@ std::vector<Parameter*> LlamaParams::all() {
   out.push_back(&out_norm);
   if (!output.value.empty()) out.push_back(&output);
   return out;
+}
+
+std::vector<Parameter*> LlamaParams::linears() {
+  std::vector<Parameter*> out;
+  for (auto& b : blocks)
+    for (Parameter* q : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) out.push_back(q);
+  if (!output.value.empty()) out.push_back(&output);
+  return out;
+}
+
+std::string linear_role(const std::string& name) {
+  if (name == "output.weight") return "head";
+  if (name.rfind("blk.", 0) != 0) return "";
+  static const std::pair<std::string, const char*> roles[] = {
+      {".attn_q.weight", "q"},      {".attn_k.weight", "k"},      {".attn_v.weight", "v"},
+      {".attn_output.weight", "o"}, {".ffn_gate.weight", "gate"}, {".ffn_up.weight", "up"},
+      {".ffn_down.weight", "down"}};
+  for (const auto& [suffix, role] : roles)
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return role;
+  return "";
 }
 
 int64_t LlamaParams::count() {
@@ -103,34 +126,63 @@ LlamaParams LlamaParams::from_model_file(const ModelFile& m) {
 
 namespace {
 
+// Builds the graph's leaves and Linears the way LlamaGraphOptions asks.
+struct GraphBuilder {
+  Graph& g;
+  const LlamaGraphOptions& opt;
+
+  Var weight(Parameter& p) const { return opt.freeze_base ? g.constant(p.value) : g.param(p); }
+
+  // x · Wᵀ, W fake-quantized and a LoRA term added where those cover W.
+  Var linear_of(Parameter& w, Var x) const {
+    Var wv = weight(w);
+    if (opt.fake_quant && opt.fake_quant->covers(w.name)) wv = opt.fake_quant->apply(g, w.name, wv);
+    Var y = linear(x, wv);
+    if (opt.lora)
+      if (Var delta = opt.lora->delta(g, w.name, x)) y = add(y, delta);
+    return y;
+  }
+};
+
 // One block, the same sequence of steps as Transformer::forward_block.
-Var llama_block(Graph& g, const ModelConfig& c, LlamaBlockParams& b, Var x, const std::vector<int32_t>& pos,
-                int64_t seq_len) {
+Var llama_block(const GraphBuilder& gb, const ModelConfig& c, LlamaBlockParams& b, Var x,
+                const std::vector<int32_t>& pos, int64_t seq_len, BlockTaps* taps) {
   const bool inter = c.rope_style == RopeStyle::Interleaved;
-  Var xn = rmsnorm(x, g.param(b.attn_norm), c.norm_eps);
-  Var q = rope(linear(xn, g.param(b.wq)), c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
-  Var k = rope(linear(xn, g.param(b.wk)), c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
-  Var v = linear(xn, g.param(b.wv));
+  Var xn = rmsnorm(x, gb.weight(b.attn_norm), c.norm_eps);
+  Var q = rope(gb.linear_of(b.wq, xn), c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var k = rope(gb.linear_of(b.wk, xn), c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var v = gb.linear_of(b.wv, xn);
   Var att = attention(q, k, v, c.n_heads, c.n_kv_heads, c.head_dim, seq_len);
-  x = add(x, linear(att, g.param(b.wo)));
-  xn = rmsnorm(x, g.param(b.ffn_norm), c.norm_eps);
-  Var h = swiglu(linear(xn, g.param(b.w_gate)), linear(xn, g.param(b.w_up)));
-  return add(x, linear(h, g.param(b.w_down)));
+  x = add(x, gb.linear_of(b.wo, att));
+  xn = rmsnorm(x, gb.weight(b.ffn_norm), c.norm_eps);
+  Var h = swiglu(gb.linear_of(b.w_gate, xn), gb.linear_of(b.w_up, xn));
+  Var out = add(x, gb.linear_of(b.w_down, h));
+  if (taps) *taps = BlockTaps{out, q, k, v};
+  return out;
 }
 
 }  // namespace
 
 Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len) {
+  return llama_logits(g, p, tokens, seq_len, LlamaGraphOptions{});
+}
+
+Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
+                 const LlamaGraphOptions& opt) {
   const int64_t n = int64_t(tokens.size());
   SHRINK_CHECK(seq_len > 0 && n > 0 && n % seq_len == 0, "llama_logits: ", n, " tokens are not whole sequences of ",
                seq_len);
   std::vector<int32_t> pos(n);
   for (int64_t t = 0; t < n; ++t) pos[t] = int32_t(t % seq_len);
-  Var emb = g.param(p.tok_embd);
+  const GraphBuilder gb{g, opt};
+  if (opt.taps) opt.taps->assign(p.blocks.size(), BlockTaps{});
+  Var emb = gb.weight(p.tok_embd);
   Var x = embedding(emb, tokens);
-  for (auto& b : p.blocks) x = llama_block(g, p.cfg, b, x, pos, seq_len);
-  Var xn = rmsnorm(x, g.param(p.out_norm), p.cfg.norm_eps);
-  return linear(xn, p.output.value.empty() ? emb : g.param(p.output));
+  for (size_t l = 0; l < p.blocks.size(); ++l)
+    x = llama_block(gb, p.cfg, p.blocks[l], x, pos, seq_len, opt.taps ? &(*opt.taps)[l] : nullptr);
+  Var xn = rmsnorm(x, gb.weight(p.out_norm), p.cfg.norm_eps);
+  // A tied head is the embedding table itself: neither LoRA nor fake quantization covers it.
+  return p.output.value.empty() ? linear(xn, emb) : gb.linear_of(p.output, xn);
 }
 
 }  // namespace shrink::train

@@ -5,6 +5,7 @@
 // (docs/architecture.md, "Training").
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "io/model_file.h"
@@ -12,6 +13,9 @@
 #include "train/autograd.h"
 
 namespace shrink::train {
+
+class LoraAdapters;  // train/lora.h
+class FakeQuant;     // train/fake_quant.h
 
 struct LlamaBlockParams {
   Parameter attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
@@ -24,6 +28,8 @@ struct LlamaParams {
 
   // Every parameter, in a fixed order (optimizer state and determinism rely on it).
   std::vector<Parameter*> all();
+  // The weights of the Linears (7 per block, then the output head when untied), in all()'s order.
+  std::vector<Parameter*> linears();
   int64_t count();  // number of trainable values
 
   // Weights ~ N(0, std²) (output projections wo and w_down scaled by
@@ -34,8 +40,32 @@ struct LlamaParams {
   static LlamaParams from_model_file(const ModelFile& m);
 };
 
+// The role of a Linear weight by its canonical name: "q", "k", "v", "o",
+// "gate", "up", "down" for blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate,
+// ffn_up,ffn_down}.weight, "head" for output.weight, "" for anything else.
+// LoRA and fake quantization choose their Linears by these roles.
+std::string linear_role(const std::string& weight_name);
+
+// What one block exposes to feature losses and block-importance measures.
+struct BlockTaps {
+  Var out = nullptr;                          // the block's output hidden state [n x dim]
+  Var q = nullptr, k = nullptr, v = nullptr;  // attention's inputs (q, k after RoPE)
+};
+
+// Variations of the graph llama_logits builds; the default is the plain model.
+struct LlamaGraphOptions {
+  std::vector<BlockTaps>* taps = nullptr;  // when set: filled with one entry per block
+  // Every LlamaParams weight enters the graph as a constant: no gradient is
+  // computed for it (LoRA fine-tuning trains only its adapters).
+  bool freeze_base = false;
+  LoraAdapters* lora = nullptr;            // adds (α/r)·x·Aᵀ·Bᵀ to the Linears it covers
+  FakeQuant* fake_quant = nullptr;         // the Linears it covers use fake-quantized weights
+};
+
 // Logits [n x vocab] of tokens laid out as n / seq_len sequences of seq_len
 // tokens, each at positions 0 .. seq_len-1.
 Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len);
+Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
+                 const LlamaGraphOptions& opt);
 
 }  // namespace shrink::train

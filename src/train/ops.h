@@ -44,4 +44,15 @@ Var swiglu(Var gate, Var up);   // silu(gate) ⊙ up
 // recomputes the probabilities rather than storing n² of them per head.
 Var attention(Var q, Var k, Var v, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t seq_len);
 
+// Self-attention relations for feature distillation (TinyBERT's attention
+// maps, MiniLM's attention and value relations): per head h and token t of a
+// sequence, the row over its positions j ≤ t of
+//   s[t, j] = a_h[t] · b_hk[j] / sqrt(head_dim)   (causal; entries j > t are 0)
+// and, with softmax, softmax_j(s[t, ·]) (the attention probabilities when a, b
+// are q, k after RoPE). a [n x a_heads·head_dim], b [n x b_heads·head_dim];
+// a_heads is a multiple of b_heads (grouped heads share b's head, as GQA).
+// Result: [a_heads · n x seq_len], row h·n + t. O(heads·n·seq_len·head_dim):
+// meant for short distillation sequences.
+Var relation(Var a, Var b, int64_t a_heads, int64_t b_heads, int64_t head_dim, int64_t seq_len, bool softmax);
+
 }  // namespace shrink::train

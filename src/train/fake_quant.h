@@ -1,0 +1,93 @@
+// Fake quantization for quantization-aware training: a weight is rounded to a
+// b-bit grid and back in the forward pass, and the backward pretends the
+// rounding is not there (the straight-through estimator, Bengio, Léonard &
+// Courville 2013) inside the clipping range.
+//
+// The grid is shrink's symmetric integer group format (compress/quant/spec.h,
+// "intBgGsym"): per group of G consecutive inputs of a row, one step s and
+//   code = clamp(round(w/s + z), 0, 2^b − 1),  ŵ = s·(code − z),  z = 2^(b−1),
+// i.e. ŵ = s·clamp(round(w/s), −Qn, Qp) with Qn = 2^(b−1), Qp = 2^(b−1) − 1.
+// The forward calls quant::Codebook's own encode/decode, so a model exported
+// with those steps (export_weight, or RTN's quantize_matrix when the steps are
+// RTN's) dequantizes to exactly the fake-quant forward (tests/fake_quant_test.cpp).
+//
+// Two ways to pick the steps:
+//   RTN  s = 2·max|w_group| / (2^b − 1), recomputed from the current weights
+//        every forward (what `shrink quantize --method rtn --type intBgGsym`
+//        would choose); gradient to w only, the identity (STE).
+//   LSQ  (Esser et al. 2020, "Learned Step Size Quantization") s is a
+//        Parameter per group, initialised from RTN, with the gradient
+//        ∂ŵ/∂s = round(w/s) − w/s inside the range, −Qn below, Qp above,
+//        scaled by 1/sqrt(N·Qp), N the number of weights sharing the step
+//        (Esser et al. §2.2 use a per-layer step and N = the layer's weights;
+//        with per-group steps N is the group size); w's gradient is the STE
+//        masked to the range (zero where clipped).
+#pragma once
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compress/quant/spec.h"
+#include "train/autograd.h"
+#include "train/llama_graph.h"
+
+namespace shrink {
+class GroupQuantWeight;
+}
+
+namespace shrink::train {
+
+// The symmetric integer spec "int<bits>g<group>sym" (group 0: one group per row).
+quant::QuantSpec fake_quant_spec(int bits, int64_t group);
+
+// RTN steps of w {rows, cols}: {rows, n_groups}, as quantize_matrix picks them.
+Tensor rtn_steps(const Tensor& w, const quant::QuantSpec& spec);
+
+// The fake-quantized w with steps from its own absmax (RTN); STE gradient.
+Var fake_quant_rtn(Var w, const quant::QuantSpec& spec);
+// The fake-quantized w with learned steps {rows, n_groups} (LSQ gradients to both).
+Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec);
+
+struct FakeQuantConfig {
+  int bits = 4;
+  int64_t group = 32;  // inputs per step (along a row); 0 = one step per row
+  bool lsq = true;     // learned steps; false: RTN steps recomputed every forward
+  // Linear roles to quantize (linear_role): q, k, v, o, gate, up, down, head.
+  std::vector<std::string> targets{"q", "k", "v", "o", "gate", "up", "down"};
+};
+
+// The fake quantization of a model's Linears, consulted by llama_logits
+// (LlamaGraphOptions::fake_quant). The weights stay the f32 master weights
+// (trained through the STE); LSQ's steps are Parameters of their own.
+class FakeQuant {
+ public:
+  FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg);
+
+  const quant::QuantSpec& spec() const { return spec_; }
+  bool covers(const std::string& weight_name) const { return covered_.count(weight_name) > 0; }
+  // The fake-quantized weight `w` (the graph's leaf of the Parameter named weight_name).
+  Var apply(Graph& g, const std::string& weight_name, Var w);
+  // LSQ's step sizes (empty without LSQ): train them beside the weights, without weight decay.
+  std::vector<Parameter*> params();
+
+  // The quantized matrix of a covered weight at its current steps: its
+  // dequantized values equal apply()'s forward bit for bit.
+  std::shared_ptr<GroupQuantWeight> export_weight(const Parameter& w) const;
+  // Every covered weight of `model` replaced by its fake-quantized values (a
+  // dense copy of the quantized model, for evaluation with the plain graph).
+  void quantize_in_place(LlamaParams& model) const;
+
+ private:
+  // The steps a covered weight uses now: its LSQ Parameter's, or RTN's of w.
+  Tensor steps_of(const Parameter& w) const;
+
+  FakeQuantConfig cfg_;
+  quant::QuantSpec spec_;
+  std::set<std::string> covered_;           // weight names
+  std::map<std::string, Parameter> steps_;  // LSQ: by weight name
+  std::vector<std::string> order_;
+};
+
+}  // namespace shrink::train

@@ -1,0 +1,63 @@
+#include "train/student_init.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace shrink::train {
+
+namespace {
+
+Parameter copy_as(const Parameter& p, const std::string& name) {
+  return p.value.empty() ? Parameter() : Parameter(name, p.value.clone(), p.decay);
+}
+
+Parameter copy(const Parameter& p) { return copy_as(p, p.name); }
+
+// "blk.<from>.attn_q.weight" -> "blk.<to>.attn_q.weight"
+std::string renamed(const std::string& name, int to) {
+  const size_t dot = name.find('.', 4);
+  SHRINK_CHECK(name.rfind("blk.", 0) == 0 && dot != std::string::npos, "not a block parameter: ", name);
+  return "blk." + std::to_string(to) + name.substr(dot);
+}
+
+}  // namespace
+
+LlamaParams clone_params(const LlamaParams& p) {
+  return student_from_layers(p, [&] {
+    std::vector<int> all(p.blocks.size());
+    for (size_t l = 0; l < all.size(); ++l) all[l] = int(l);
+    return all;
+  }());
+}
+
+LlamaParams student_from_layers(const LlamaParams& teacher, const std::vector<int>& layers) {
+  SHRINK_CHECK(!layers.empty(), "a student needs at least one layer");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    SHRINK_CHECK(layers[i] >= 0 && layers[i] < int(teacher.blocks.size()), "layer ", layers[i],
+                 " is not one of the teacher's ", teacher.blocks.size());
+    SHRINK_CHECK(i == 0 || layers[i] > layers[i - 1], "student layers must be strictly increasing");
+  }
+  LlamaParams s;
+  s.cfg = teacher.cfg;
+  s.cfg.n_layers = int(layers.size());
+  s.tok_embd = copy(teacher.tok_embd);
+  s.out_norm = copy(teacher.out_norm);
+  s.output = copy(teacher.output);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LlamaBlockParams& t = teacher.blocks[layers[i]];
+    auto c = [&](const Parameter& p) { return copy_as(p, renamed(p.name, int(i))); };
+    s.blocks.push_back(LlamaBlockParams{c(t.attn_norm), c(t.wq), c(t.wk), c(t.wv), c(t.wo), c(t.ffn_norm),
+                                        c(t.w_gate), c(t.w_up), c(t.w_down)});
+  }
+  return s;
+}
+
+LlamaParams student_every_kth_layer(const LlamaParams& teacher, int k) {
+  SHRINK_CHECK(k >= 1, "every k-th layer needs k >= 1, got ", k);
+  std::vector<int> layers;
+  for (int l = 0; l < int(teacher.blocks.size()); l += k) layers.push_back(l);
+  return student_from_layers(teacher, layers);
+}
+
+}  // namespace shrink::train

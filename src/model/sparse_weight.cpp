@@ -88,3 +88,28 @@ std::shared_ptr<SparseNmWeight> sparse_weight_from_tensors(const Tensor& values,
 }
 
 }  // namespace shrink
+
+#include "model/transformer.h"
+
+namespace shrink {
+
+int compress_model_nm(Transformer& model, int n, int m, DType vtype) {
+  int count = 0;
+  for (Linear* l : model.linears()) {
+    if (l == &model.output()) continue;  // the head is never pruned
+    const auto* d = dynamic_cast<const DenseWeight*>(&l->weight());
+    SHRINK_CHECK(d, l->name(), ": a ", l->weight().kind(), " weight cannot be N:M-compressed (needs a dense pruned one)");
+    const DType vt = vtype == DType::F32 || vtype == DType::BF16 ? vtype
+                     : d->tensor().dtype == DType::BF16   ? DType::BF16
+                                                          : DType::F32;
+    try {
+      l->set_weight(SparseNmWeight::compress(d->tensor(), n, m, vt));
+    } catch (const std::exception& e) {
+      fail(l->name(), ": ", e.what());
+    }
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace shrink

@@ -57,3 +57,12 @@ std::shared_ptr<SparseNmWeight> sparse_weight_from_tensors(const Tensor& values,
 Tensor sparse_meta_tensor(const kernels::NmShape& s);
 
 }  // namespace shrink
+
+namespace shrink {
+class Transformer;
+// Replaces every block Linear (not the output head) whose dense weight obeys n:m by a
+// SparseNmWeight (values f32 for f32/f16 weights, bf16 for bf16; `vtype` F32/BF16 forces
+// one); throws naming the first Linear that does not obey the pattern (a dense or
+// unpruned model). Returns how many Linears were compressed.
+int compress_model_nm(Transformer& model, int n, int m, DType vtype = DType::I8 /* = by weight dtype */);
+}  // namespace shrink

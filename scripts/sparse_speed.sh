@@ -12,7 +12,8 @@
 #   bash scripts/sparse_speed.sh [ROUNDS]        (default 3)
 # Env: SHRINK (binary), L500 / L500_BF16 (dense models; made by `shrink init` /
 # `shrink convert` when missing), OUT (work directory for the derived models
-# and JSON), THREADS (default "1 2"), BENCH (bench flags).
+# and JSON), THREADS (default "1 2"), BENCH (bench flags), SET (sparse | lowrank |
+# all, default all: which comparisons to run).
 set -euo pipefail
 ROUNDS=${1:-3}
 SHRINK=${SHRINK:-./build/shrink}
@@ -21,6 +22,7 @@ L500_BF16=${L500_BF16:-/tmp/kv_l500-bf16.gguf}
 OUT=${OUT:-/tmp/sp24}
 THREADS=${THREADS:-"1 2"}
 BENCH=${BENCH:-"-p 16 -n 32 -r 2"}
+SET=${SET:-all}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
 
@@ -34,17 +36,18 @@ make_model "$L500" "$SHRINK" init --preset llama-500m -o "$L500"
 make_model "$L500_BF16" "$SHRINK" convert "$L500" --dtype bf16 -o "$L500_BF16"
 make_model "$OUT/l500-24c.gguf" "$SHRINK" prune "$L500" --sparsity 2:4 --compress -o "$OUT/l500-24c.gguf"
 make_model "$OUT/l500-bf16-24c.gguf" "$SHRINK" prune "$L500_BF16" --sparsity 2:4 --compress -o "$OUT/l500-bf16-24c.gguf"
-make_model "$OUT/l500-lr50.gguf" "$SHRINK" factorize "$L500" --method svd --svd randomized --ratio 0.5 \
+[ "$SET" = sparse ] || make_model "$OUT/l500-lr50.gguf" "$SHRINK" factorize "$L500" --method svd --svd randomized --ratio 0.5 \
   -o "$OUT/l500-lr50.gguf"
 
 # name file baseline-name
-MODELS=(
-  "dense-f32 $L500 dense-f32"
+MODELS=("dense-f32 $L500 dense-f32")
+[ "$SET" = lowrank ] || MODELS+=(
   "2:4-f32 $OUT/l500-24c.gguf dense-f32"
   "dense-bf16 $L500_BF16 dense-bf16"
-  "2:4-bf16 $OUT/l500-bf16-24c.gguf dense-bf16"
-  "lowrank0.5-f32 $OUT/l500-lr50.gguf dense-f32"
-)
+  "2:4-bf16 $OUT/l500-bf16-24c.gguf dense-bf16")
+[ "$SET" = sparse ] || MODELS+=("lowrank0.5-f32 $OUT/l500-lr50.gguf dense-f32")
+OUT=$OUT/$SET
+mkdir -p "$OUT"
 rm -f "$OUT"/speed-*.json
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round: $(uptime)" >&2

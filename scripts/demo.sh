@@ -138,6 +138,8 @@ if [ -f "$SHARED/assets/models/stories260K/stories260K.bin" ]; then
   sparse_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20 0.6
   echo "(stories260K's Linears are 64-172 wide: the low-rank rows keep 0.6 of their parameters (rank 18-27 of 64)"
   echo " and lose more than 50% pruning; SVD-LLM loses least: docs/lowrank.md.)"
+  echo "(Decode tok/s of a 1 MiB model measures overhead, not bytes: it sits in cache. 2:4 compressed and"
+  echo " low-rank pay on a model that streams from DRAM: llama-500m, docs/pruning.md and docs/lowrank.md.)"
   echo
   $S run "$SHARED/assets/models/stories260K/stories260K.bin" -p "Once upon a time" -n 40 --no-stats
 else

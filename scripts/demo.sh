@@ -76,6 +76,49 @@ print(f'| int8 KV cache | original / f32, cache int8 | - | {e["ppl"]:.4f} (origi
 PY
 }
 
+# One row per pruning / factorization method of issue 5 (docs/pruning.md, docs/lowrank.md):
+# the model pruned to 50% and to 2:4 (the 2:4 file stored compressed: kept
+# values + 2-bit indices) by magnitude, Wanda and SparseGPT, and factorized by
+# SVD, ASVD and SVD-LLM at one kept-parameter ratio; size, bits per weight of
+# the Linears, perplexity / KLD / top-1 against the original, decode speed of
+# the written GGUF, beside the original's.
+sparse_rows() {  # model text calib ctx chunks ratio
+  local model=$1 text=$2 calib=$3 ctx=$4 chunks=$5 ratio=$6
+  local cal=(--calib "$calib" --calib-tokens 4096 --seq-len 128)
+  echo
+  echo "| method | stored as | file | bits/weight (linears) | PPL | KLD vs original | top-1 | decode tok/s (1 thread) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  row() {  # label stored file
+    local label=$1 stored=$2 f=$3 base=$OUT/sparse-$(basename "$3" .gguf)
+    $S eval "$f" --ppl "$text" --ctx "$ctx" --chunks "$chunks" --base "$model" --json "$base.eval.json" >/dev/null 2>&1
+    $S bench "$f" -p 16 -n 32 -r 3 -t 1 --no-bandwidth --json >"$base.bench.json"
+    python3 - "$label" "$stored" "$f" "$base.eval.json" "$base.bench.json" <<'PY'
+import json, os, sys
+label, stored, f = sys.argv[1:4]; e = json.load(open(sys.argv[4])); b = json.load(open(sys.argv[5]))
+print(f'| {label} | {stored} | {os.path.getsize(f) / 2**20:.2f} MiB | {b["linear_bits_per_weight"]:.2f} | '
+      f'{e["ppl"]:.4f} | {e["kld"]:.5f} | {100 * e["top1_agreement"]:.2f}% | {b["runs"][0]["tg_tps"]:.1f} |')
+PY
+  }
+  $S convert "$model" -o "$OUT/sparse-original.gguf" 2>/dev/null
+  row original "dense f32" "$OUT/sparse-original.gguf"
+  for m in magnitude wanda sparsegpt; do
+    local c=(); [ "$m" = magnitude ] || c=("${cal[@]}")
+    for sp in 0.5 2:4; do
+      local f=$OUT/sparse-prune-$m-${sp/:/_}.gguf extra=() stored="dense, zeros kept"
+      [ "$sp" = 2:4 ] && extra=(--compress) stored="2:4 compressed (values + 2-bit indices)"
+      $S prune "$model" -t 1 --method "$m" --sparsity "$sp" "${c[@]}" "${extra[@]}" -o "$f" >/dev/null 2>&1 ||
+        { echo "| prune $m $sp | failed |"; continue; }
+      row "prune $m $sp" "$stored" "$f"
+    done
+  done
+  for m in svd asvd svd-llm; do
+    local f=$OUT/sparse-factorize-$m.gguf c=(); [ "$m" = svd ] || c=("${cal[@]}")
+    $S factorize "$model" -t 1 --method "$m" --ratio "$ratio" "${c[@]}" -o "$f" >/dev/null 2>&1 ||
+      { echo "| factorize $m | failed |"; continue; }
+    row "factorize $m $ratio" "low-rank U V, f32" "$f"
+  done
+}
+
 echo
 echo "| model | weights | PPL (llama.cpp protocol) | prefill tok/s (1 thread) | decode tok/s (1 thread) |"
 echo "|---|---:|---:|---:|---:|"
@@ -92,6 +135,11 @@ if [ -f "$SHARED/assets/models/stories260K/stories260K.bin" ]; then
   quant_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20 q4_0
   echo "(stories260K's ffn_down rows are 172 long, which no 32-block fits: those stay F16, as llama.cpp cannot quantize it.)"
   act_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20
+  sparse_rows "$SHARED/assets/models/stories260K/stories260K.bin" "$WIKI" "$CALIB" 256 20 0.6
+  echo "(stories260K's Linears are 64-172 wide: the low-rank rows keep 0.6 of their parameters (rank 18-27 of 64)"
+  echo " and lose more than 50% pruning; SVD-LLM loses least: docs/lowrank.md.)"
+  echo "(Decode tok/s of a 1 MiB model measures overhead, not bytes: it sits in cache. 2:4 compressed and"
+  echo " low-rank pay on a model that streams from DRAM: llama-500m, docs/pruning.md and docs/lowrank.md.)"
   echo
   $S run "$SHARED/assets/models/stories260K/stories260K.bin" -p "Once upon a time" -n 40 --no-stats
 else
@@ -101,4 +149,5 @@ else
   report_row tiny-random "$OUT/tiny-random.gguf" data/demo.txt 64 -1
   quant_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1 q4_0
   act_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1
+  sparse_rows "$OUT/tiny-random.gguf" data/demo.txt data/demo.txt 64 -1 0.5
 fi

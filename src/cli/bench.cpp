@@ -1,6 +1,7 @@
 // shrink bench MODEL [-p 128] [-n 64] [-t 1,2] [-r 5] [-d DEPTH] [--kv-cache f32|int8] [--json]
 // — prefill and decode speed (optionally after DEPTH tokens already in the KV
 // cache), time to first token, peak memory, KV-cache size, and decode bandwidth use.
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +55,13 @@ void run_bench(const BenchArgs& a) {
                       {"kv_cache_bytes", r.kv_cache_bytes}, {"kv_bytes_per_pos", r.kv_bytes_per_pos},
                       {"kv_decode_bytes_per_token", r.kv_decode_bytes}, {"peak_rss", r.peak_rss},
                       {"cpu", cpu_features_str()}, {"gemv_isa", kernels::gemv_isa()}};
+  // Bits per weight of the Linears as stored (a tied head is the embedding: not counted), as quantize and
+  // factorize report it, so a table can give it for any model file (pruned, compressed, factorized).
+  int64_t linear_params = 0, linear_bytes = 0;
+  for (Linear* l : model.linears())
+    if (!(l == &model.output() && model.config().tied_embeddings))
+      linear_params += l->in_features() * l->out_features(), linear_bytes += l->weight().bytes();
+  j["linear_bits_per_weight"] = 8.0 * double(linear_bytes) / double(std::max<int64_t>(linear_params, 1));
   for (const auto& row : r.rows)
     j["runs"].push_back({{"threads", row.threads}, {"pp_tps", row.pp_tps}, {"pp_sd", row.pp_sd},
                          {"tg_tps", row.tg_tps}, {"tg_sd", row.tg_sd}, {"ttft_ms", row.ttft_ms},

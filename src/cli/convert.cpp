@@ -1,18 +1,35 @@
-// shrink convert MODEL -o OUT [--dtype f32|f16|bf16] — rewrite a model in another
-// format (OUT.gguf -> GGUF, otherwise a Hugging Face directory) and/or dtype.
+// shrink convert MODEL -o OUT [--dtype f32|f16|bf16] [--sparse N:M] — rewrite a model
+// in another format (OUT.gguf -> GGUF, otherwise a Hugging Face directory) and/or
+// dtype; --sparse stores an N:M-pruned model's block Linears compressed (GGUF).
 #include <cstdio>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "model/sparse_weight.h"
+#include "model/transformer.h"
 
 namespace shrink::cli {
 
 namespace {
 struct ConvertArgs {
   ModelArgs m;
-  std::string out, dtype;
+  std::string out, dtype, sparse;
 };
+
+// The block Linears of f compressed to N:M (model/sparse_weight.h), written back into f.
+void compress_sparse(ModelFile& f, const std::string& pattern) {
+  int n = 0, m = 0;
+  char colon = 0;
+  std::istringstream in(pattern);
+  SHRINK_CHECK((in >> n >> colon >> m) && colon == ':' && in.peek() == EOF, "--sparse wants N:M such as 2:4, got '",
+               pattern, "'");
+  Transformer model(f);
+  const int count = compress_model_nm(model, n, m);
+  model.export_to(f);
+  std::fprintf(stderr, "convert: %d block Linears stored %d:%d compressed\n", count, n, m);
+}
 
 // Matrices (2-D) take the requested dtype; 1-D tensors (norms, biases) stay f32,
 // as llama.cpp keeps them.
@@ -33,6 +50,10 @@ void run_convert(const ConvertArgs& a) {
     SHRINK_CHECK(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16, "--dtype must be f32, f16 or bf16");
     convert_tensors(f, dt);
   }
+  if (!a.sparse.empty()) {
+    SHRINK_CHECK(gguf, "--sparse writes shrink's compressed N:M convention, which exists in GGUF only: give -o FILE.gguf");
+    compress_sparse(f, a.sparse);
+  }
   if (gguf)
     save_gguf_model(f, a.out);
   else
@@ -49,6 +70,9 @@ void add_convert(CLI::App& app) {
   add_model_args(cmd, a->m);
   cmd->add_option("-o,--output", a->out, "Output: FILE.gguf, or a directory for Hugging Face safetensors")->required();
   cmd->add_option("--dtype", a->dtype, "Weight type of matrices: f32, f16, bf16 (default: keep; HF output: f32)");
+  cmd->add_option("--sparse", a->sparse,
+                  "N:M (2:4, 4:8): store the block Linears of an N:M-pruned model compressed (kept values + "
+                  "indices; GGUF only, read by shrink, not llama.cpp); fails if a Linear breaks the pattern");
   cmd->callback([a] { run_convert(*a); });
 }
 

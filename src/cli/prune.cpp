@@ -15,6 +15,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "model/sparse_weight.h"
 
 namespace shrink::cli {
 
@@ -24,7 +25,7 @@ struct PruneArgs {
   ModelArgs m;
   StructuredArgs st;  // --structured: prune_structured.cpp
   std::string method = "magnitude", sparsity, calib_file, out, report;
-  bool global = false;
+  bool global = false, compress = false;
   float damp = 0.01f;
   int64_t block = 128;
   int64_t calib_tokens = 32768;
@@ -73,6 +74,8 @@ void run_prune(PruneArgs& a) {
   opt.global = a.global;
   opt.sparsegpt.damp = a.damp, opt.sparsegpt.block = a.block;
   prune::check_options(opt, !a.calib_file.empty());  // before loading anything
+  SHRINK_CHECK(!a.compress || (opt.pattern.is_nm() && is_gguf_path(a.out)),
+               "--compress needs an N:M --sparsity (2:4, 4:8) and a .gguf output (docs/pruning.md)");
   ModelFile f = open_model(a.m, !a.calib_file.empty());
   Transformer model(f);
   calib::CalibSet calib;
@@ -91,6 +94,7 @@ void run_prune(PruneArgs& a) {
   progress_line(a.method + " done in " + std::to_string(int(rep.seconds)) + " s", true);
   nlohmann::json j = report_json(a, opt, rep);
 
+  if (a.compress) j["compressed_linears"] = compress_model_nm(model, opt.pattern.n, opt.pattern.m);
   ModelFile out = f;
   model.export_to(out);
   if (is_gguf_path(a.out)) {
@@ -129,6 +133,9 @@ void add_prune(CLI::App& app) {
   cmd->add_option("--sparsity", a->sparsity,
                   "Fraction of weights to zero in (0, 1) (0.5 or 50%), or N:M = keep N of every M consecutive "
                   "weights of a row (2:4, 4:8)");
+  cmd->add_flag("--compress", a->compress,
+                "N:M only, GGUF only: store the pruned Linears compressed (kept values + 2/4-bit indices; shrink's "
+                "own convention, faster decode; llama.cpp cannot read it). Default: dense with zeros");
   cmd->add_flag("--global", a->global,
                 "magnitude, unstructured: one threshold over all block Linears; --structured: rank groups across "
                 "layers (scores divided by their layer's mean) instead of the same share per layer");

@@ -180,8 +180,14 @@ constexpr const char* kSupportedTypes =
 Tensor load_tensor(const GgufFile& g, const GgufTensorInfo& info) {
   DType dt{};
   const bool known = ggml_to_dtype(info.type, &dt);
-  // Weights are float or a block type (every one shrink maps has a dequantizer); integer tensors are not weights.
-  SHRINK_CHECK(known && (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_quantized(dt)),
+  // Weights are float or a block type (every one shrink maps has a dequantizer); integer tensors are not weights,
+  // except the index words and metadata of compressed N:M linears (model/sparse_weight.h).
+  const auto ends_with = [&](const char* suffix) {
+    const size_t n = std::strlen(suffix);
+    return info.name.size() > n && info.name.compare(info.name.size() - n, n, suffix) == 0;
+  };
+  const bool nm_int = dt == DType::I32 && (ends_with(".nm_idx") || ends_with(".nm_meta"));
+  SHRINK_CHECK(known && (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_quantized(dt) || nm_int),
                g.path, ": tensor '", info.name, "' has unsupported type ", ggml_type_name(info.type),
                " (supported: ", kSupportedTypes, ")");
   std::vector<int64_t> shape(info.ne.rbegin(), info.ne.rend());  // GGUF innermost-first -> outermost-first
@@ -455,7 +461,8 @@ std::map<std::string, Tensor> rope_fixups(const ModelFile& m, const ArchSpec& a)
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.heads(l)}, std::pair{"attn_k.", c.kv_heads(l)}})
-      for (const char* kind : {"weight", "bias", "weight.lr_u"})  // permuting W's rows = permuting U's rows
+      // Permuting W's rows = permuting U's rows, or the rows of N:M values and their indices.
+      for (const char* kind : {"weight", "bias", "weight.lr_u", "weight.nm_val", "weight.nm_idx"})
         if (const Tensor* t = m.find(p + suffix + kind))
           out[p + suffix + kind] = permute_heads(*t, heads, c.head_dim, to_interleaved);
   }
@@ -486,6 +493,11 @@ void save_gguf_model(const ModelFile& in, const std::string& path) {
     return e.first.size() > 5 && e.first.compare(e.first.size() - 5, 5, ".lr_u") == 0;
   });
   if (lowrank > 0) kv.push_back({"shrink.lowrank.count", GgufValue(static_cast<uint32_t>(lowrank))});
+  // Compressed N:M linears (BASE.weight.nm_val / .nm_idx / .nm_meta, docs/pruning.md), likewise.
+  const auto sparse = std::count_if(m.tensors.begin(), m.tensors.end(), [](const auto& e) {
+    return e.first.size() > 7 && e.first.compare(e.first.size() - 7, 7, ".nm_val") == 0;
+  });
+  if (sparse > 0) kv.push_back({"shrink.sparse.count", GgufValue(static_cast<uint32_t>(sparse))});
 
   const std::map<std::string, Tensor> fixed = rope_fixups(m, a);
   std::vector<GgufTensorOut> out;

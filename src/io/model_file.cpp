@@ -70,6 +70,15 @@ void check_shape(const ModelFile& m, const std::string& name, const std::vector<
                  shape_str(v.shape), ", expected {", shape[0], ", r} and {r, ", shape[1], "}");
     return;
   }
+  if (!t && m.find(name + ".nm_val")) {  // compressed N:M sparse (model/sparse_weight.h): values, indices, meta
+    const Tensor& meta = m.get(name + ".nm_meta");
+    const Tensor& v = *m.find(name + ".nm_val");
+    SHRINK_CHECK(m.find(name + ".nm_idx") && meta.dtype == DType::I32 && meta.numel() == 3 && v.ndim() == 2 &&
+                     shape.size() == 2 && v.dim(0) == shape[0] && meta.ptr<const int32_t>()[2] == shape[1],
+                 m.path, ": N:M sparse tensors of '", name, "' (values ", shape_str(v.shape),
+                 ") do not stand for a weight of shape ", shape_str(shape));
+    return;
+  }
   if (!t) {
     SHRINK_CHECK(!required, m.path, ": tensor '", name, "' is missing");
     return;

@@ -7,6 +7,7 @@
 #include "kernels/ops.h"
 #include "model/group_weight.h"
 #include "model/lowrank_weight.h"
+#include "model/sparse_weight.h"
 #include "model/int8_weight.h"
 
 namespace shrink {
@@ -19,11 +20,16 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
 }
 
 // Linear `base` of the file: low-rank factors (BASE.weight.lr_u / lr_v),
-// pack-quantized (group weight), int-quantized (W8A8) or dense / block-quantized.
+// compressed N:M sparse (BASE.weight.nm_val / nm_idx / nm_meta), pack-quantized (group weight), int-quantized (W8A8) or dense / block-quantized.
 Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bias) {
   const Tensor b = bias ? bias->to(DType::F32) : Tensor();
   if (const Tensor* u = m.find(lowrank_u_name(base)))
     return Linear(base, std::make_shared<LowRankWeight>(*u, m.get(lowrank_v_name(base))), b);
+  if (const Tensor* v = m.find(sparse_values_name(base)))
+    return Linear(base,
+                  sparse_weight_from_tensors(*v, m.get(sparse_index_name(base)), m.get(sparse_meta_name(base)),
+                                             m.path + ": " + base),
+                  b);
   if (m.packed.count(base)) return Linear(base, group_weight_from_file(m, base), b);
   if (m.int8.count(base)) return Linear(base, int8_weight_from_file(m, base), b);
   return Linear::dense(base, m.get(base + ".weight"), bias);
@@ -79,9 +85,16 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
     const auto* g = dynamic_cast<const GroupQuantWeight*>(&l.weight());
     const auto* i8 = dynamic_cast<const Int8Weight*>(&l.weight());
     m.tensors.erase(lowrank_u_name(l.name())), m.tensors.erase(lowrank_v_name(l.name()));  // a stale low-rank form
+    for (const auto& stale : {sparse_values_name(l.name()), sparse_index_name(l.name()), sparse_meta_name(l.name())})
+      m.tensors.erase(stale);  // a stale N:M form
     if (const auto* lr = dynamic_cast<const LowRankWeight*>(&l.weight())) {
       m.tensors[lowrank_u_name(l.name())] = lr->u();
       m.tensors[lowrank_v_name(l.name())] = lr->v();
+      m.tensors.erase(key);
+    } else if (const auto* sp = dynamic_cast<const SparseNmWeight*>(&l.weight())) {
+      m.tensors[sparse_values_name(l.name())] = sp->values();
+      m.tensors[sparse_index_name(l.name())] = sp->indices();
+      m.tensors[sparse_meta_name(l.name())] = sparse_meta_tensor(sp->shape());
       m.tensors.erase(key);
     } else if (g && group_packed) {
       group_weight_to_file(*g, l.name(), m);

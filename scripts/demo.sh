@@ -111,6 +111,14 @@ PY
       row "prune $m $sp" "$stored" "$f"
     done
   done
+  # Structured: a smaller dense model (docs/pruning.md, "Structured pruning").
+  for st in "channels --ratio 0.2 taylor" "heads --ratio 0.25 activation" "layers --remove-layers 1 block"; do
+    set -- $st
+    local f=$OUT/sparse-structured-$1.gguf
+    $S prune "$model" -t 1 --structured "$1" "$2" "$3" --importance "$4" "${cal[@]}" -o "$f" >/dev/null 2>&1 ||
+      { echo "| structured $1 | failed |"; continue; }
+    row "structured $1 $2 $3 ($4)" "smaller dense f32" "$f"
+  done
   for m in svd asvd svd-llm; do
     local f=$OUT/sparse-factorize-$m.gguf c=(); [ "$m" = svd ] || c=("${cal[@]}")
     $S factorize "$model" -t 1 --method "$m" --ratio "$ratio" "${c[@]}" -o "$f" >/dev/null 2>&1 ||

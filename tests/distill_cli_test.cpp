@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "compress/prune/structured.h"
+#include "io/gguf.h"
 #include "model/random_init.h"
 #include "model/transformer.h"
 #include "test_util.h"
@@ -140,8 +141,15 @@ TEST(FinetuneCli, LoraTrainsMergesAndLoads) {
   EXPECT_EQ(max_tensor_diff(load_model(model), load_model(f.dir + "/same.gguf")), 0.0f);
   // Real steps change only the adapted Linears, and lower the loss.
   const auto r = test::run_shrink("finetune " + model + " --lora r=4,alpha=8 --lora-targets q,v,down --steps 15 "
-                                  "--lr 1e-2 --log " + f.dir + "/log.csv" + f.data + " -o " + f.dir + "/ft.gguf");
+                                  "--lr 1e-2 --keep-adapters --log " + f.dir + "/log.csv" + f.data + " -o " + f.dir + "/ft.gguf");
   ASSERT_EQ(r.code, 0) << r.out;
+  // The adapters file: llama.cpp's layout, A {r, in} stored as ne = {in, r}.
+  const GgufFile ad = read_gguf(f.dir + "/ft.lora.gguf");
+  EXPECT_EQ(std::get<std::string>(ad.get("adapter.type").v), "lora");
+  const GgufTensorInfo* a0 = ad.find_tensor("blk.0.attn_q.weight.lora_a");
+  ASSERT_NE(a0, nullptr);
+  EXPECT_EQ(a0->ne, (std::vector<uint64_t>{32, 4}));
+  EXPECT_EQ(ad.find_tensor("blk.0.attn_k.weight.lora_a"), nullptr);
   const ModelFile base = load_model(model), ft = load_model(f.dir + "/ft.gguf");
   EXPECT_GT(max_tensor_diff(base, ft), 0.0f);
   for (const auto& [name, t] : base.tensors) {

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "train/distill_objective.h"
 #include "train/lora.h"
+#include "train/lora_gguf.h"
 
 namespace shrink::cli {
 
@@ -21,6 +22,7 @@ struct FinetuneArgs {
   ModelArgs model;
   std::string lora = "r=8", targets = "q,k,v,o,gate,up,down", teacher, loss = "fkl";
   float alpha = 0.5f, temperature = 2.0f;
+  bool keep_adapters = false;
   TrainRunArgs run;
 };
 
@@ -94,6 +96,11 @@ void run_finetune(const FinetuneArgs& a) {
                data.valid.size());
   train::Trainer trainer(model, data.train, data.valid, a.run.o, objective);
   run_trainer(trainer, a.run, data, "finetune");
+  if (a.keep_adapters) {
+    const std::string path = a.run.out.substr(0, a.run.out.size() - 5) + ".lora.gguf";
+    train::save_lora_adapters_gguf(lora, arch_name(model.cfg.arch), lc.alpha, path);
+    std::fprintf(stderr, "finetune: wrote the adapters to %s\n", path.c_str());
+  }
   lora.merge_into(model);
   save_trained_model(model, m.tokenizer, a.run);
 }
@@ -118,6 +125,8 @@ void add_finetune(CLI::App& app) {
   cmd->add_option("--loss", a->loss, "With --teacher: fkl, rkl or jsd")->capture_default_str();
   cmd->add_option("--alpha", a->alpha, "With --teacher: weight of the KD term")->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "With --teacher: KD temperature")->capture_default_str();
+  cmd->add_flag("--keep-adapters", a->keep_adapters,
+                "Also write the unmerged adapters to OUT.lora.gguf (llama.cpp's LoRA adapter layout)");
   add_train_run_options(cmd, a->run);
   cmd->callback([a] { run_finetune(*a); });
 }

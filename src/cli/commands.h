@@ -21,6 +21,8 @@ void add_imatrix(CLI::App& app);
 void add_prune(CLI::App& app);
 void add_factorize(CLI::App& app);
 void add_train(CLI::App& app);
+void add_distill(CLI::App& app);
+void add_finetune(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

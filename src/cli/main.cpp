@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   shrink::cli::add_prune(app);
   shrink::cli::add_factorize(app);
   shrink::cli::add_train(app);
+  shrink::cli::add_distill(app);
+  shrink::cli::add_finetune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

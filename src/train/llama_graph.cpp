@@ -144,15 +144,17 @@ struct GraphBuilder {
   }
 };
 
-// One block, the same sequence of steps as Transformer::forward_block.
-Var llama_block(const GraphBuilder& gb, const ModelConfig& c, LlamaBlockParams& b, Var x,
+// One block, the same sequence of steps as Transformer::forward_block. Head
+// counts are the layer's own (structurally pruned models differ per layer).
+Var llama_block(const GraphBuilder& gb, const ModelConfig& c, int layer, LlamaBlockParams& b, Var x,
                 const std::vector<int32_t>& pos, int64_t seq_len, BlockTaps* taps) {
   const bool inter = c.rope_style == RopeStyle::Interleaved;
+  const int heads = c.heads(layer), kv_heads = c.kv_heads(layer);
   Var xn = rmsnorm(x, gb.weight(b.attn_norm), c.norm_eps);
-  Var q = rope(gb.linear_of(b.wq, xn), c.n_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
-  Var k = rope(gb.linear_of(b.wk, xn), c.n_kv_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var q = rope(gb.linear_of(b.wq, xn), heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
+  Var k = rope(gb.linear_of(b.wk, xn), kv_heads, c.head_dim, pos, c.rope_theta, c.rope_scale, inter);
   Var v = gb.linear_of(b.wv, xn);
-  Var att = attention(q, k, v, c.n_heads, c.n_kv_heads, c.head_dim, seq_len);
+  Var att = attention(q, k, v, heads, kv_heads, c.head_dim, seq_len);
   x = add(x, gb.linear_of(b.wo, att));
   xn = rmsnorm(x, gb.weight(b.ffn_norm), c.norm_eps);
   Var h = swiglu(gb.linear_of(b.w_gate, xn), gb.linear_of(b.w_up, xn));
@@ -179,7 +181,7 @@ Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, i
   Var emb = gb.weight(p.tok_embd);
   Var x = embedding(emb, tokens);
   for (size_t l = 0; l < p.blocks.size(); ++l)
-    x = llama_block(gb, p.cfg, p.blocks[l], x, pos, seq_len, opt.taps ? &(*opt.taps)[l] : nullptr);
+    x = llama_block(gb, p.cfg, int(l), p.blocks[l], x, pos, seq_len, opt.taps ? &(*opt.taps)[l] : nullptr);
   Var xn = rmsnorm(x, gb.weight(p.out_norm), p.cfg.norm_eps);
   // A tied head is the embedding table itself: neither LoRA nor fake quantization covers it.
   return p.output.value.empty() ? linear(xn, emb) : gb.linear_of(p.output, xn);

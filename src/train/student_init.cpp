@@ -41,6 +41,12 @@ LlamaParams student_from_layers(const LlamaParams& teacher, const std::vector<in
   LlamaParams s;
   s.cfg = teacher.cfg;
   s.cfg.n_layers = int(layers.size());
+  if (!teacher.cfg.uniform()) {  // a structurally pruned teacher: keep the chosen layers' sizes
+    std::vector<int> h, kv, f;
+    for (int l : layers) h.push_back(teacher.cfg.heads(l)), kv.push_back(teacher.cfg.kv_heads(l)),
+                         f.push_back(teacher.cfg.ffn_dim(l));
+    s.cfg.set_layer_sizes(h, kv, f);
+  }
   s.tok_embd = copy(teacher.tok_embd);
   s.out_norm = copy(teacher.out_norm);
   s.output = copy(teacher.output);

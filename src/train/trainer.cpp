@@ -46,9 +46,10 @@ nlohmann::json trajectory_json(const TrainOptions& o) {
 }
 
 Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
-                 TrainOptions opts)
+                 TrainOptions opts, TrainObjective objective)
     : model_(model),
-      params_(model.all()),
+      objective_(std::move(objective)),
+      params_(objective_.params.empty() ? model.all() : objective_.params),
       valid_(valid),
       opts_(validated(std::move(opts))),
       opt_(params_, AdamWConfig{opts_.beta1, opts_.beta2, opts_.eps, opts_.weight_decay}),
@@ -66,7 +67,9 @@ StepStats Trainer::step() {
   for (int64_t a = 0; a < opts_.grad_accum; ++a) {
     const Batch b = sampler_.next(opts_.batch);
     Graph g;
-    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len), b.targets);
+    Var loss = objective_.loss
+                   ? objective_.loss(g, b)
+                   : cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
     loss_sum += loss->v()[0];
     g.backward(opts_.grad_accum == 1 ? loss : scale(loss, 1.0f / float(opts_.grad_accum)));
   }
@@ -92,7 +95,7 @@ double Trainer::validate() {
   int64_t n = 0;
   for (const Batch& b : batches) {
     Graph g;  // forward only: no backward() call, the graph is dropped
-    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len), b.targets);
+    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
     sum += double(loss->v()[0]) * double(b.targets.size());
     n += int64_t(b.targets.size());
   }
@@ -121,12 +124,18 @@ std::string Trainer::checkpoint_path() const {
 void Trainer::save_checkpoint(const std::string& path) const {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   nlohmann::json h = {{"config", config_to_json(model_.cfg)},
-                      {"options", trajectory_json(opts_)},
+                      {"options", trajectory()},
                       {"step", state_.step},
                       {"tokens_seen", state_.tokens_seen},
                       {"sampler_counter", state_.sampler_counter},
                       {"data_hash", data_hash_}};
   write_checkpoint(path, h, params_, const_cast<AdamW&>(opt_));
+}
+
+nlohmann::json Trainer::trajectory() const {
+  nlohmann::json t = trajectory_json(opts_);
+  if (!objective_.trajectory.is_null()) t["objective"] = objective_.trajectory;
+  return t;
 }
 
 void Trainer::restore(const std::string& path) {
@@ -141,7 +150,9 @@ void Trainer::restore_checked(const std::string& path) {
   const nlohmann::json h = read_checkpoint_header(path);
   SHRINK_CHECK(h.at("config") == config_to_json(model_.cfg), path, ": the checkpoint is of another model shape (",
                h.at("config").dump(), ")");
-  const nlohmann::json mine = trajectory_json(opts_);
+  const nlohmann::json mine = trajectory();
+  SHRINK_CHECK(h.at("options").contains("objective") == mine.contains("objective"), path,
+               ": the checkpoint is of another kind of run (train / distill / finetune)");
   for (const auto& [k, v] : h.at("options").items())
     SHRINK_CHECK(mine.contains(k) && mine[k] == v, path, ": the checkpoint was made with ", k, " = ", v.dump(),
                  ", this run has ", mine.contains(k) ? mine[k].dump() : "none",

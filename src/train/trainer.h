@@ -51,11 +51,28 @@ struct StepStats {
   double loss = 0, lr = 0, grad_norm = 0, seconds = 0, tokens_per_second = 0;
 };
 
+// What a run minimises and over which parameters; the default (all fields
+// empty) is `shrink train`'s: cross-entropy of the model's logits, every model
+// parameter trained. `shrink distill` supplies a KD loss and extra parameters
+// (a hidden-state projection); `shrink finetune --lora` a graph with a frozen
+// base and the adapters as the only parameters.
+struct TrainObjective {
+  // The loss of one micro-batch, built on g (default: CE of llama_logits with graph_options).
+  std::function<Var(Graph& g, const Batch& b)> loss;
+  // How the model's graph is built (LoRA, frozen base); validation uses it too.
+  LlamaGraphOptions graph_options;
+  // The trained parameters in a fixed order (default: model.all()).
+  std::vector<Parameter*> params;
+  // Whatever else decides the weights (loss kind, α, T, LoRA rank, the teacher):
+  // kept in the checkpoint, and a resumed run must match it.
+  nlohmann::json trajectory;
+};
+
 class Trainer {
  public:
   // `model` is trained in place; `train`/`valid` must outlive the Trainer.
   Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
-          TrainOptions opts);
+          TrainOptions opts, TrainObjective objective = {});
 
   StepStats step();   // one optimizer step (grad_accum micro-batches)
   double validate();  // mean cross-entropy over the validation windows (NaN when there are none)
@@ -79,7 +96,10 @@ class Trainer {
  private:
   void restore_checked(const std::string& path);
 
+  nlohmann::json trajectory() const;  // trajectory_json(opts_) + the objective's
+
   LlamaParams& model_;
+  TrainObjective objective_;
   std::vector<Parameter*> params_;
   const std::vector<int32_t>& valid_;
   TrainOptions opts_;

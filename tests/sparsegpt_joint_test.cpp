@@ -15,6 +15,8 @@
 #include "compress/quant/gptq.h"
 #include "compress/quant/target.h"
 #include "core/error.h"
+#include "io/model_file.h"
+#include "test_util.h"
 
 namespace shrink {
 namespace {
@@ -175,6 +177,32 @@ TEST(SparseGptJoint, BeatsPruneThenQuantizeOnCorrelatedInputs) {
       EXPECT_LE(e_joint, 1.15 * e_gptq) << type << " " << pat;
       EXPECT_LT(double(zeros(g)) / double(g.numel()), 0.45) << type << " " << pat;
     }
+}
+
+// `shrink prune --quant-type`: a quantized GGUF whose block Linears are Q4_0
+// and 2:4 (ffn_down, 172 wide, falls back to F16 as llama-quantize would).
+TEST(SparseGptJointCli, Stories260KQ4_0TwoFourWritesQuantizedGguf) {
+  SHRINK_REQUIRE_ASSET(model, "models/stories260K/stories260K.bin");
+  SHRINK_REQUIRE_ASSET(text, "text/gutenberg/valid.txt");
+  const std::string dir = test::temp_dir("sparsegpt_joint_cli");
+  const std::string out = dir + "/joint.gguf", common = " -t 1 --method sparsegpt --sparsity 2:4 --calib " + text +
+                                                        " --calib-tokens 1024 --seq-len 256 ";
+  const auto r = test::run_shrink("prune " + model + common + "--quant-type q4_0 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const ModelFile f = load_model(out);
+  EXPECT_EQ(f.get("blk.0.attn_q.weight").dtype, DType::Q4_0);
+  EXPECT_EQ(f.get("blk.0.ffn_down.weight").dtype, DType::F16);
+  for (const char* name : {"blk.0.attn_q.weight", "blk.4.ffn_up.weight", "blk.2.ffn_down.weight"})
+    expect_nm(f.get(name).to(DType::F32), 2, 4);
+  EXPECT_EQ(f.get("token_embd.weight").dtype, DType::F32);
+
+  const auto bad_type = test::run_shrink("prune " + model + common + "--quant-type q4_k -o " + dir + "/x.gguf");
+  EXPECT_NE(bad_type.code, 0);
+  EXPECT_NE(bad_type.out.find("exactly 0"), std::string::npos) << bad_type.out;
+  const auto bad_method = test::run_shrink("prune " + model + " --method wanda --sparsity 2:4 --calib " + text +
+                                           " --quant-type q4_0 -o " + dir + "/y.gguf");
+  EXPECT_NE(bad_method.code, 0);
+  EXPECT_NE(bad_method.out.find("SparseGPT option"), std::string::npos) << bad_method.out;
 }
 
 }  // namespace shrink

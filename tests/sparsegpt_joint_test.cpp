@@ -171,8 +171,8 @@ TEST(SparseGptJoint, BeatsPruneThenQuantizeOnCorrelatedInputs) {
       const double e_rtn = calib::relative_output_error(w, quant::quantize_matrix(t, pruned, nullptr)->to_dense_f32(), h);
       const Tensor g = quant::gptq_quantize(pruned, h, t, {}).weight->to_dense_f32();
       const double e_gptq = calib::relative_output_error(w, g, h);
-      std::printf("%-9s %-4s joint %.5f  prune+rtn %.5f  prune+gptq %.5f (gptq zeros %.3f)\n", type, pat, e_joint, e_rtn,
-                  e_gptq, double(zeros(g)) / double(g.numel()));
+      std::printf("%-9s %-4s prune only %.5f  joint %.5f  prune+rtn %.5f  prune+gptq %.5f (gptq zeros %.3f)\n", type, pat, calib::relative_output_error(w, pruned, h),
+                  e_joint, e_rtn, e_gptq, double(zeros(g)) / double(g.numel()));
       EXPECT_LE(e_joint, e_rtn) << type << " " << pat;
       EXPECT_LE(e_joint, 1.15 * e_gptq) << type << " " << pat;
       EXPECT_LT(double(zeros(g)) / double(g.numel()), 0.45) << type << " " << pat;

@@ -1,4 +1,6 @@
 // shrink prune MODEL --method magnitude|wanda|sparsegpt --sparsity 0.5|2:4 [--calib FILE] -o OUT
+// shrink prune MODEL --method sparsegpt --sparsity 0.5|2:4 --quant-type q4_0 --calib FILE -o OUT.gguf
+//   (joint sparsity + quantization, compress/prune/sparsegpt.h: a quantized GGUF)
 // shrink prune MODEL --structured heads|channels|layers --ratio R --importance ... (prune_structured.cpp)
 // Unstructured and N:M pruning of the block Linears (compress/prune); the token
 // embedding and the output head stay dense. Writes the pruned model dense (zeros
@@ -12,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/prune_structured.h"
 #include "compress/prune/prune.h"
+#include "compress/quant/target.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -25,6 +28,7 @@ struct PruneArgs {
   ModelArgs m;
   StructuredArgs st;  // --structured: prune_structured.cpp
   std::string method = "magnitude", sparsity, calib_file, out, report;
+  std::string quant_type;  // SparseGPT joint sparsity + quantization target
   bool global = false, compress = false;
   float damp = 0.01f;
   int64_t block = 128;
@@ -40,6 +44,7 @@ nlohmann::json report_json(const PruneArgs& a, const prune::PruneOptions& opt, c
                       {"not_pruned", {"token_embd", "output"}}};
   if (a.method == "magnitude") j["global"] = a.global;
   if (a.method == "sparsegpt") j["sparsegpt"] = {{"damp", a.damp}, {"block", a.block}};
+  if (!a.quant_type.empty()) j["joint_quant_type"] = opt.sparsegpt.quant->name();
   if (rep.calib_tokens > 0) j["calib"] = {{"file", a.calib_file}, {"tokens", rep.calib_tokens}, {"seq_len", a.seq_len}};
   double out_err = 0, w_err = 0;
   for (const auto& l : rep.layers) {
@@ -73,6 +78,11 @@ void run_prune(PruneArgs& a) {
   opt.pattern = prune::SparsityPattern::parse(a.sparsity);
   opt.global = a.global;
   opt.sparsegpt.damp = a.damp, opt.sparsegpt.block = a.block;
+  if (!a.quant_type.empty()) {
+    opt.sparsegpt.quant = quant::QuantTarget::parse(a.quant_type);
+    SHRINK_CHECK(is_gguf_path(a.out) && !a.compress, "--quant-type writes a quantized GGUF: give -o OUT.gguf "
+                 "(and no --compress)");
+  }
   prune::check_options(opt, !a.calib_file.empty());  // before loading anything
   SHRINK_CHECK(!a.compress || (opt.pattern.is_nm() && is_gguf_path(a.out)),
                "--compress needs an N:M --sparsity (2:4, 4:8) and a .gguf output (docs/pruning.md)");
@@ -147,6 +157,11 @@ void add_prune(CLI::App& app) {
   cmd->add_option("--calib-tokens", a->calib_tokens, "Calibration tokens to use")->capture_default_str();
   cmd->add_option("--seq-len", a->seq_len, "Calibration sequence length")->capture_default_str();
   cmd->add_option("--damp", a->damp, "SparseGPT dampening (fraction of mean diag H)")->capture_default_str();
+  cmd->add_option("--quant-type", a->quant_type,
+                  "sparsegpt only: joint sparsity + quantization (SparseGPT paper 3.5): round the kept weights of the "
+                  "block Linears to this type in the same sweep (q4_0, q5_0, q8_0, q3_k, q6_k, or a group format such "
+                  "as int4g128; not q4_1/q4_k/... whose grids have no exact 0) and write a quantized .gguf. The "
+                  "embedding and output head are left as they are");
   cmd->add_option("--block", a->block, "SparseGPT lazy block width (columns)")->capture_default_str();
   cmd->add_option("-o,--output", a->out, "Output: FILE.gguf, or a directory for a Hugging Face model")->required();
   cmd->add_option("--report", a->report, "JSON report path (default: OUT.json, or OUT/shrink_prune_report.json)");

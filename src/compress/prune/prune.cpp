@@ -101,7 +101,10 @@ class LayerPruner {
     const double t0 = now_seconds();
     const Tensor w = dense_f32(l);
     Tensor pruned;
-    if (opt_.method == "sparsegpt") {
+    std::shared_ptr<WeightRepr> quantized;  // joint sparsity + quantization
+    if (opt_.method == "sparsegpt" && opt_.sparsegpt.quant) {
+      pruned = sparsegpt_joint(w, h, quantized);
+    } else if (opt_.method == "sparsegpt") {
       pruned = sparsegpt_prune(w, h, opt_.pattern, opt_.sparsegpt).weight;
     } else if (cut_) {
       pruned = prune_global(w, *cut_);
@@ -112,7 +115,10 @@ class LayerPruner {
     } else {
       pruned = prune_by_score(w, nullptr, opt_.pattern, MaskScope::Layer);
     }
-    store(l, pruned);
+    if (quantized)
+      l.set_weight(quantized);
+    else
+      store(l, pruned);
     PruneLayerReport r;
     r.name = l.name(), r.rows = w.dim(0), r.cols = w.dim(1);
     r.sparsity = zero_fraction(pruned.f32(), pruned.numel());
@@ -126,6 +132,22 @@ class LayerPruner {
   }
 
  private:
+  // SparseGPT with quantization in the sweep, to the target llama-quantize would
+  // fall back to when rows do not split into its blocks (quant::fit_target);
+  // a dense fallback (F16) prunes as usual and converts. Returns the dequantized weight.
+  Tensor sparsegpt_joint(const Tensor& w, const std::vector<float>& h, std::shared_ptr<WeightRepr>& quantized) {
+    SparseGptOptions o = opt_.sparsegpt;
+    o.quant = quant::fit_target(*o.quant, w.dim(1));
+    if (o.quant->is_dense()) {
+      const Tensor pruned = sparsegpt_prune(w, h, opt_.pattern, o).weight;
+      quantized = quant::quantize_matrix(*o.quant, pruned, nullptr);
+      return quantized->to_dense_f32();
+    }
+    SparseGptResult res = sparsegpt_prune(w, h, opt_.pattern, o);
+    quantized = res.quantized;
+    return res.weight;
+  }
+
   const PruneOptions& opt_;
   PruneReport& rep_;
   GlobalCut* cut_;
@@ -172,6 +194,11 @@ void check_options(const PruneOptions& opt, bool have_calib) {
   SHRINK_CHECK(m == "magnitude" || have_calib, m, " needs calibration text: --calib FILE");
   SHRINK_CHECK(!opt.global || m == "magnitude", "--global is a magnitude option (Wanda compares within rows, "
                "SparseGPT within column blocks)");
+  SHRINK_CHECK(!opt.sparsegpt.quant || m == "sparsegpt", "--quant-type (joint sparsity + quantization) is a "
+               "SparseGPT option; for ", m, ", prune then `shrink quantize`");
+  SHRINK_CHECK(!opt.sparsegpt.quant || joint_zero_exact(*opt.sparsegpt.quant), "--quant-type ",
+               opt.sparsegpt.quant ? opt.sparsegpt.quant->name() : "", " cannot hold a pruned weight as exactly 0 "
+               "(its blocks have a free minimum); use q4_0, q5_0, q8_0, q3_k, q6_k or a group format (int4g128, ...)");
   SHRINK_CHECK(!opt.global || !opt.pattern.is_nm(), "--global picks one threshold over the model: it applies to "
                "unstructured sparsity, not ", opt.pattern.name());
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 #include "kernels/ops.h"
 #include "train/ops.h"
 
@@ -76,7 +77,7 @@ Var cross_entropy(Var logits, const std::vector<int32_t>& targets) {
   std::vector<double> row_loss(n, 0.0);
 #pragma omp parallel for schedule(static) if (n * V > (1 << 16))
   for (int64_t t = 0; t < n; ++t)
-    if (targets[t] != kIgnoreTarget) row_loss[t] = -kernels::log_softmax_at(logits->v() + t * V, V, targets[t]);
+    if (targets[t] != kIgnoreTarget) row_loss[t] = kernels::log_sum_exp_fast(logits->v() + t * V, V) - logits->v()[t * V + targets[t]];
   double total = 0;
   for (int64_t t = 0; t < n; ++t) total += row_loss[t];
   SHRINK_CHECK(counted > 0, "cross_entropy: every target is ignored");
@@ -93,7 +94,7 @@ Var cross_entropy(Var logits, const std::vector<int32_t>& targets) {
         for (int64_t t = 0; t < n; ++t) {
           if (targets[t] == kIgnoreTarget) continue;
           std::copy(logits->v() + t * V, logits->v() + (t + 1) * V, p.begin());
-          kernels::softmax(p.data(), V);
+          kernels::softmax_fast(p.data(), V);
           p[targets[t]] -= 1.0f;
           for (int64_t j = 0; j < V; ++j) logits->g()[t * V + j] += k * p[j];
         }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 #include "kernels/ops.h"
 #include "train/ops.h"
 
@@ -142,7 +143,7 @@ void attention_head_backward(const AttnShape& s, const float* q, const float* k,
       for (int64_t e = 0; e < hd; ++e) acc += qt[e] * k[j * ks + e];
       p[j] = acc * sc;
     }
-    kernels::softmax(p.data(), len);
+    kernels::softmax_fast(p.data(), len);
     double pdp = 0;
     for (int64_t j = 0; j < len; ++j) {
       float acc = 0;
@@ -179,7 +180,7 @@ void attention_head_backward_gemm(const AttnShape& s, const float* q, const floa
   };
   gemm('N', 'T', T, T, hd, sc, q, qs, k, ks, 0.0f, P.data(), T);
   for (int64_t t = 0; t < T; ++t) {
-    kernels::softmax(P.data() + t * T, t + 1);
+    kernels::softmax_fast(P.data() + t * T, t + 1);
     std::fill(P.data() + t * T + t + 1, P.data() + (t + 1) * T, 0.0f);
   }
   gemm('N', 'T', T, T, hd, 1.0f, dout, qs, v, ks, 0.0f, dP.data(), T);

@@ -31,6 +31,16 @@ TEST(FastExp, MatchesStdExpOverTheRange) {
   EXPECT_TRUE(std::isfinite(kernels::exp_approx(100.0f)));
 }
 
+TEST(FastExp, SoftmaxOfEqualAndExtremeRowsStaysFinite) {
+  std::vector<float> x(37, 3.0f);
+  kernels::softmax_fast(x.data(), 37);
+  for (float v : x) EXPECT_NEAR(v, 1.0f / 37, 1e-7f);
+  std::vector<float> y{-1e30f, 0.0f, -INFINITY, 50.0f};
+  kernels::softmax_fast(y.data(), 4);
+  EXPECT_NEAR(y[3], 1.0f, 1e-6f);
+  for (float v : y) EXPECT_TRUE(std::isfinite(v));
+}
+
 TEST(FastExp, SoftmaxAndLogSumExpMatchTheReferenceAtAwkwardLengths) {
   std::mt19937 rng(7);
   std::normal_distribution<float> d(0.0f, 4.0f);
@@ -41,8 +51,12 @@ TEST(FastExp, SoftmaxAndLogSumExpMatchTheReferenceAtAwkwardLengths) {
     kernels::softmax(ref.data(), n);
     kernels::softmax_fast(got.data(), n);
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[i], ref[i], 1e-6f * std::max(1.0f, ref[i] * 10)) << n << " " << i;
+    std::vector<float> scalar = x;  // the SIMD path against its scalar reference
+    kernels::softmax_fast_scalar(scalar.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[i], scalar[i], 1e-6f * std::max(1.0f, scalar[i] * 10)) << n;
     const double lse_ref = double(x[0]) - kernels::log_softmax_at(x.data(), n, 0);
     EXPECT_NEAR(kernels::log_sum_exp_fast(x.data(), n), lse_ref, 1e-5 * std::max(1.0, std::fabs(lse_ref))) << n;
+    EXPECT_NEAR(kernels::log_sum_exp_fast_scalar(x.data(), n), lse_ref, 1e-5 * std::max(1.0, std::fabs(lse_ref))) << n;
   }
 }
 

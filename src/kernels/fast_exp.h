@@ -1,8 +1,8 @@
 // A vectorisable exp and the softmax / log-sum-exp built on it, for the
 // training hot loops (cross-entropy over the vocabulary, attention backward).
-// std::exp is a libm call per element and does not vectorise; exp_approx is
-// plain arithmetic that `#pragma omp simd` turns into SSE2/AVX code with the
-// baseline flags. Inference keeps kernels::softmax (std::exp) unchanged.
+// std::exp is a libm call per element; exp_approx is plain arithmetic, and
+// fast_exp_avx512.cpp does the same 16 lanes at a time. Inference keeps
+// kernels::softmax (std::exp) unchanged.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -15,7 +15,6 @@ namespace shrink::kernels {
 // ≤ ~2e-7 against std::exp over [-87, 88] (tests/fast_exp_test.cpp); inputs
 // are clamped to that range, so e^-inf gives ~1e-38 rather than 0 (harmless
 // for a softmax, whose largest term is 1).
-#pragma omp declare simd
 inline float exp_approx(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float t = x * 1.44269504088896341f;                 // x / ln2
@@ -36,9 +35,14 @@ inline float exp_approx(float x) {
   return er * two_n;
 }
 
-// In place x[i] = exp(x[i] − max) / Σ, as kernels::softmax but with exp_approx.
+// In place x[i] = exp(x[i] − max) / Σ, as kernels::softmax but with
+// exp_approx; AVX-512 (16 lanes) when the CPU has it, else the scalar loop.
 void softmax_fast(float* x, int64_t n);
-// log Σ_i exp(x[i]) (numerically stable), with exp_approx and a double sum.
+// log Σ_i exp(x[i]) (numerically stable), the same way; the sum is f32
+// (per-lane partial sums on AVX-512), then log in double.
 double log_sum_exp_fast(const float* x, int64_t n);
+// The scalar references of the two (used when the CPU lacks AVX-512; tests).
+void softmax_fast_scalar(float* x, int64_t n);
+double log_sum_exp_fast_scalar(const float* x, int64_t n);
 
 }  // namespace shrink::kernels

@@ -50,8 +50,15 @@ void Graph::backward(Var loss) {
   backward_done_ = true;
   // Zero gradients for every intermediate that needs one (parameter leaves
   // already share their Parameter's, which keeps accumulating).
+  // The fills are split over threads: at batch 32×256 these are hundreds of MB.
   for (auto& n : nodes_)
-    if (n->requires_grad && n->grad.empty()) n->grad = Tensor::zeros(DType::F32, n->value.shape);
+    if (n->requires_grad && n->grad.empty()) {
+      n->grad = Tensor::alloc(DType::F32, n->value.shape);
+      float* g = n->g();
+      const int64_t m = n->grad.numel();
+#pragma omp parallel for schedule(static) if (m > (1 << 16))
+      for (int64_t i = 0; i < m; ++i) g[i] = 0.0f;
+    }
   loss->g()[0] += 1.0f;
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it)
     if ((*it)->requires_grad && (*it)->backward) (*it)->backward();

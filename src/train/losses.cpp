@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 #include "kernels/ops.h"
 #include "train/ops.h"
 
@@ -65,14 +66,20 @@ Var cross_entropy(Var logits, const std::vector<int32_t>& targets) {
   const int64_t n = logits->rows(), V = logits->cols();
   SHRINK_CHECK(int64_t(targets.size()) == n, "cross_entropy: ", targets.size(), " targets for ", n, " rows");
   int64_t counted = 0;
-  double total = 0;
   for (int64_t t = 0; t < n; ++t) {
     if (targets[t] == kIgnoreTarget) continue;
     SHRINK_CHECK(targets[t] >= 0 && targets[t] < V, "cross_entropy: target ", targets[t], " outside the vocabulary (",
                  V, ")");
-    total -= kernels::log_softmax_at(logits->v() + t * V, V, targets[t]);
     ++counted;
   }
+  // Rows in parallel, each into its own slot; summed in row order after, so
+  // the loss is bit-identical at any thread count.
+  std::vector<double> row_loss(n, 0.0);
+#pragma omp parallel for schedule(static) if (n * V > (1 << 16))
+  for (int64_t t = 0; t < n; ++t)
+    if (targets[t] != kIgnoreTarget) row_loss[t] = kernels::log_sum_exp_fast(logits->v() + t * V, V) - logits->v()[t * V + targets[t]];
+  double total = 0;
+  for (int64_t t = 0; t < n; ++t) total += row_loss[t];
   SHRINK_CHECK(counted > 0, "cross_entropy: every target is ignored");
   Var y = logits->graph->make(Tensor::alloc(DType::F32, {1}), {logits});
   y->v()[0] = float(total / counted);
@@ -80,13 +87,17 @@ Var cross_entropy(Var logits, const std::vector<int32_t>& targets) {
     y->backward = [=] {
       // d/dz of −log softmax(z)[target] = softmax(z) − onehot(target).
       const float k = y->g()[0] / float(counted);
-      std::vector<float> p(V);
-      for (int64_t t = 0; t < n; ++t) {
-        if (targets[t] == kIgnoreTarget) continue;
-        std::copy(logits->v() + t * V, logits->v() + (t + 1) * V, p.begin());
-        kernels::softmax(p.data(), V);
-        p[targets[t]] -= 1.0f;
-        for (int64_t j = 0; j < V; ++j) logits->g()[t * V + j] += k * p[j];
+#pragma omp parallel if (n * V > (1 << 16))
+      {
+        std::vector<float> p(V);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < n; ++t) {
+          if (targets[t] == kIgnoreTarget) continue;
+          std::copy(logits->v() + t * V, logits->v() + (t + 1) * V, p.begin());
+          kernels::softmax_fast(p.data(), V);
+          p[targets[t]] -= 1.0f;
+          for (int64_t j = 0; j < V; ++j) logits->g()[t * V + j] += k * p[j];
+        }
       }
     };
   return y;

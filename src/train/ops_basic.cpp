@@ -1,10 +1,12 @@
 // Products, element-wise ops and the embedding gather of train/ops.h.
 #include <dnnl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 #include "kernels/ops.h"
 #include "train/ops.h"
 
@@ -28,20 +30,38 @@ void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, in
   SHRINK_CHECK(st == dnnl_success, "oneDNN sgemm failed (status ", int(st), ")");
 }
 
+// Element-wise loops split over threads when large: every element is written
+// by one thread, so results do not depend on the thread count.
+constexpr int64_t kParallelElems = 1 << 15;
+
 // An element-wise unary op: value f(x), gradient dy · f'(x).
 template <typename F, typename DF>
 Var unary(Var x, F f, DF df) {
   const int64_t n = x->value.numel();
   Var y = x->graph->make(like(x->value), {x});
+#pragma omp parallel for if (n > kParallelElems)
   for (int64_t i = 0; i < n; ++i) y->v()[i] = f(x->v()[i]);
   if (y->requires_grad)
     y->backward = [=] {
+#pragma omp parallel for if (n > kParallelElems)
       for (int64_t i = 0; i < n; ++i) x->g()[i] += y->g()[i] * df(x->v()[i]);
     };
   return y;
 }
 
 float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// acc[j] += Σ_t rows[t·d + j]: threads split the columns (blocks of 16) and each
+// sums its columns over all rows in row order, so the sum is thread-count independent.
+void sum_rows_into(const float* rows, int64_t n, int64_t d, float* acc) {
+  const int64_t blocks = (d + 15) / 16;
+#pragma omp parallel for schedule(static) if (n * d > kParallelElems)
+  for (int64_t bk = 0; bk < blocks; ++bk) {
+    const int64_t j0 = bk * 16, j1 = std::min(d, j0 + 16);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = j0; j < j1; ++j) acc[j] += rows[t * d + j];
+  }
+}
 
 }  // namespace
 
@@ -60,9 +80,7 @@ Var linear(Var x, Var w, Var b) {
   y->backward = [=] {
     if (wants(x)) sgemm('N', 'N', n, in, out, y->g(), out, w->v(), in, 1.0f, x->g(), in);   // dX += dY·W
     if (wants(w)) sgemm('T', 'N', out, in, n, y->g(), out, x->v(), in, 1.0f, w->g(), in);   // dW += dYᵀ·X
-    if (wants(b))
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t j = 0; j < out; ++j) b->g()[j] += y->g()[t * out + j];
+    if (wants(b)) sum_rows_into(y->g(), n, out, b->g());
   };
   return y;
 }
@@ -71,12 +89,16 @@ Var add(Var a, Var b) {
   check_same_shape(a, b, "add");
   const int64_t n = a->value.numel();
   Var y = a->graph->make(like(a->value), {a, b});
+#pragma omp parallel for if (n > kParallelElems)
   for (int64_t i = 0; i < n; ++i) y->v()[i] = a->v()[i] + b->v()[i];
   if (y->requires_grad)
     y->backward = [=] {
       for (Var in : {a, b})
-        if (wants(in))
-          for (int64_t i = 0; i < n; ++i) in->g()[i] += y->g()[i];
+        if (wants(in)) {
+          float *dst = in->g(), *src = y->g();
+#pragma omp parallel for if (n > kParallelElems)
+          for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+        }
     };
   return y;
 }
@@ -85,12 +107,15 @@ Var mul(Var a, Var b) {
   check_same_shape(a, b, "mul");
   const int64_t n = a->value.numel();
   Var y = a->graph->make(like(a->value), {a, b});
+#pragma omp parallel for if (n > kParallelElems)
   for (int64_t i = 0; i < n; ++i) y->v()[i] = a->v()[i] * b->v()[i];
   if (y->requires_grad)
     y->backward = [=] {
       if (wants(a))
+#pragma omp parallel for if (n > kParallelElems)
         for (int64_t i = 0; i < n; ++i) a->g()[i] += y->g()[i] * b->v()[i];
       if (wants(b))
+#pragma omp parallel for if (n > kParallelElems)
         for (int64_t i = 0; i < n; ++i) b->g()[i] += y->g()[i] * a->v()[i];
     };
   return y;
@@ -118,17 +143,26 @@ Var embedding(Var table, const std::vector<int32_t>& tokens) {
   const int64_t vocab = table->value.dim(0), d = table->value.dim(1), n = int64_t(tokens.size());
   SHRINK_CHECK(n > 0, "embedding of zero tokens");
   Var y = table->graph->make(Tensor::alloc(DType::F32, {n, d}), {table});
-  for (int64_t t = 0; t < n; ++t) {
+  for (int64_t t = 0; t < n; ++t)
     SHRINK_CHECK(tokens[t] >= 0 && tokens[t] < vocab, "token id ", tokens[t], " is outside the vocabulary (", vocab,
                  ")");
+#pragma omp parallel for if (n * d > kParallelElems)
+  for (int64_t t = 0; t < n; ++t) {
     std::memcpy(y->v() + t * d, table->v() + int64_t(tokens[t]) * d, sizeof(float) * d);
   }
   if (y->requires_grad)
     y->backward = [=] {
-      // Serial scatter-add: a token repeated in the batch adds into one row, in a fixed order.
-      for (int64_t t = 0; t < n; ++t) {
-        float* row = table->g() + int64_t(tokens[t]) * d;
-        for (int64_t j = 0; j < d; ++j) row[j] += y->g()[t * d + j];
+      // Scatter-add: a token repeated in the batch adds into one row in token
+      // order. Threads split the columns (blocks of 16), never the tokens, so
+      // writes are disjoint and the order is the same at any thread count.
+      const int64_t blocks = (d + 15) / 16;
+#pragma omp parallel for schedule(static) if (n * d > kParallelElems)
+      for (int64_t bk = 0; bk < blocks; ++bk) {
+        const int64_t j0 = bk * 16, j1 = std::min(d, j0 + 16);
+        for (int64_t t = 0; t < n; ++t) {
+          float* row = table->g() + int64_t(tokens[t]) * d;
+          for (int64_t j = j0; j < j1; ++j) row[j] += y->g()[t * d + j];
+        }
       }
     };
   return y;
@@ -151,6 +185,7 @@ Var gelu(Var x) {
   if (y->requires_grad)
     y->backward = [=] {
       const float k = std::sqrt(2.0f / float(M_PI));
+#pragma omp parallel for if (n > kParallelElems)
       for (int64_t i = 0; i < n; ++i) {
         const float v = x->v()[i], th = std::tanh(k * (v + 0.044715f * v * v * v));
         const float du = k * (1.0f + 3.0f * 0.044715f * v * v);
@@ -167,10 +202,15 @@ Var swiglu(Var gate, Var up) {
   kernels::silu_mul(y->v(), up->v(), n);  // the inference kernel: silu(gate) · up
   if (y->requires_grad)
     y->backward = [=] {
+      // exp_approx (kernels/fast_exp.h) instead of a libm call per element:
+      // this loop runs over every FFN activation of the batch.
+      float *dg = wants(gate) ? gate->g() : nullptr, *du = wants(up) ? up->g() : nullptr;
+      const float *gv = gate->v(), *uv = up->v(), *dy = y->g();
+#pragma omp parallel for if (n > kParallelElems)
       for (int64_t i = 0; i < n; ++i) {
-        const float gv = gate->v()[i], s = sigmoid(gv), dy = y->g()[i];
-        if (wants(gate)) gate->g()[i] += dy * up->v()[i] * s * (1.0f + gv * (1.0f - s));
-        if (wants(up)) up->g()[i] += dy * gv * s;
+        const float s = 1.0f / (1.0f + kernels::exp_approx(-gv[i]));
+        if (dg) dg[i] += dy[i] * uv[i] * s * (1.0f + gv[i] * (1.0f - s));
+        if (du) du[i] += dy[i] * gv[i] * s;
       }
     };
   return y;

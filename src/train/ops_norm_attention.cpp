@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/fast_exp.h"
 #include "kernels/ops.h"
 #include "train/ops.h"
 
@@ -31,17 +32,32 @@ Var rmsnorm(Var x, Var w, float eps) {
   if (!y->requires_grad) return y;
   y->backward = [=] {
     // y = x·r·w with r = (mean x² + eps)^-1/2:  dx = r·(w⊙dy) − r³/d · x · Σ(w⊙dy⊙x).
+    // Rows are independent for dx (threads split rows); dw sums over rows, so
+    // threads split its columns (blocks of 16) and add rows in order: the
+    // result is the same at any thread count.
+    std::vector<float> r(n);
+    const bool par = n * d > (1 << 15);
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t i = 0; i < n; ++i) r[i] = inv_rms(x->v() + i * d, d, eps);
+    if (wants(w)) {
+      const int64_t blocks = (d + 15) / 16;
+#pragma omp parallel for schedule(static) if (par)
+      for (int64_t bk = 0; bk < blocks; ++bk)
+        for (int64_t i = 0; i < n; ++i) {
+          const float *xi = x->v() + i * d, *dy = y->g() + i * d;
+          for (int64_t j = bk * 16; j < std::min(d, bk * 16 + 16); ++j) w->g()[j] += dy[j] * xi[j] * r[i];
+        }
+    }
+    if (!wants(x)) return;
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < n; ++i) {
       const float *xi = x->v() + i * d, *dy = y->g() + i * d;
-      const float r = inv_rms(xi, d, eps);
-      if (wants(w))
-        for (int64_t j = 0; j < d; ++j) w->g()[j] += dy[j] * xi[j] * r;
-      if (!wants(x)) continue;
+      const float ri = r[i];
       double dot = 0;
       for (int64_t j = 0; j < d; ++j) dot += double(w->v()[j]) * dy[j] * xi[j];
-      const float c = float(dot) * r * r * r / float(d);
+      const float c = float(dot) * ri * ri * ri / float(d);
       float* dx = x->g() + i * d;
-      for (int64_t j = 0; j < d; ++j) dx[j] += r * w->v()[j] * dy[j] - c * xi[j];
+      for (int64_t j = 0; j < d; ++j) dx[j] += ri * w->v()[j] * dy[j] - c * xi[j];
     }
   };
   return y;
@@ -96,7 +112,9 @@ Var rope(Var x, int64_t n_heads, int64_t head_dim, const std::vector<int32_t>& p
     for (size_t t = 0; t < back.size(); ++t) back[t] = -positions[t];
     std::vector<float> dx(y->g(), y->g() + y->value.numel());
     kernels::rope(dx.data(), n, n_heads, head_dim, back.data(), theta, scale, interleaved);
-    for (size_t i = 0; i < dx.size(); ++i) x->g()[i] += dx[i];
+    const int64_t m = int64_t(dx.size());
+#pragma omp parallel for if (m > (1 << 15))
+    for (int64_t i = 0; i < m; ++i) x->g()[i] += dx[i];
   };
   return y;
 }
@@ -125,7 +143,7 @@ void attention_head_backward(const AttnShape& s, const float* q, const float* k,
       for (int64_t e = 0; e < hd; ++e) acc += qt[e] * k[j * ks + e];
       p[j] = acc * sc;
     }
-    kernels::softmax(p.data(), len);
+    kernels::softmax_fast(p.data(), len);
     double pdp = 0;
     for (int64_t j = 0; j < len; ++j) {
       float acc = 0;
@@ -162,7 +180,7 @@ void attention_head_backward_gemm(const AttnShape& s, const float* q, const floa
   };
   gemm('N', 'T', T, T, hd, sc, q, qs, k, ks, 0.0f, P.data(), T);
   for (int64_t t = 0; t < T; ++t) {
-    kernels::softmax(P.data() + t * T, t + 1);
+    kernels::softmax_fast(P.data() + t * T, t + 1);
     std::fill(P.data() + t * T + t + 1, P.data() + (t + 1) * T, 0.0f);
   }
   gemm('N', 'T', T, T, hd, 1.0f, dout, qs, v, ks, 0.0f, dP.data(), T);

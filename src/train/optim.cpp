@@ -1,5 +1,6 @@
 #include "train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -11,15 +12,38 @@ void zero_grad(const std::vector<Parameter*>& params) {
   for (Parameter* p : params) p->zero_grad();
 }
 
+namespace {
+// Σ g² of one gradient in double: fixed chunks of kChunk summed in parallel,
+// then the chunk sums added in order, so the result does not depend on the
+// thread count (bit-identical runs at a given seed).
+constexpr int64_t kChunk = 1 << 14;
+double sum_squares(const float* g, int64_t n) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(chunks, 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += double(g[i]) * g[i];
+    part[c] = s;
+  }
+  double ss = 0;
+  for (double s : part) ss += s;
+  return ss;
+}
+}  // namespace
+
 double clip_grad_norm(const std::vector<Parameter*>& params, double max_norm) {
   double ss = 0;
-  for (Parameter* p : params)
-    for (int64_t i = 0; i < p->numel(); ++i) ss += double(p->grad.f32()[i]) * p->grad.f32()[i];
+  for (Parameter* p : params) ss += sum_squares(p->grad.f32(), p->numel());
   const double norm = std::sqrt(ss);
   if (max_norm > 0 && norm > max_norm) {
     const float k = float(max_norm / norm);
-    for (Parameter* p : params)
-      for (int64_t i = 0; i < p->numel(); ++i) p->grad.f32()[i] *= k;
+    for (Parameter* p : params) {
+      float* g = p->grad.f32();
+      const int64_t n = p->numel();
+#pragma omp parallel for if (n > kChunk)
+      for (int64_t i = 0; i < n; ++i) g[i] *= k;
+    }
   }
   return norm;
 }
@@ -54,7 +78,9 @@ void AdamW::step(double lr) {
     float *w = p.value.f32(), *g = p.grad.f32(), *m = m_[k].data(), *v = v_[k].data();
     const float decay = p.decay ? float(1.0 - lr * cfg_.weight_decay) : 1.0f;
     const float step = float(lr / c1), inv_c2 = float(1.0 / c2), eps = float(cfg_.eps);
-    for (int64_t i = 0; i < p.numel(); ++i) {
+    const int64_t n = p.numel();
+#pragma omp parallel for if (n > (1 << 14))
+    for (int64_t i = 0; i < n; ++i) {
       m[i] = b1 * m[i] + (1.0f - b1) * g[i];
       v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
       w[i] = w[i] * decay - step * m[i] / (std::sqrt(v[i] * inv_c2) + eps);
@@ -71,7 +97,9 @@ void Sgd::step(double lr) {
     Parameter& p = *params_[k];
     float *w = p.value.f32(), *g = p.grad.f32(), *b = buf_[k].data();
     const float wd = p.decay ? float(cfg_.weight_decay) : 0.0f;
-    for (int64_t i = 0; i < p.numel(); ++i) {
+    const int64_t n = p.numel();
+#pragma omp parallel for if (n > (1 << 14))
+    for (int64_t i = 0; i < n; ++i) {
       b[i] = mu * b[i] + g[i] + wd * w[i];
       w[i] -= float(lr) * b[i];
     }

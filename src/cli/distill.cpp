@@ -22,6 +22,7 @@ struct DistillArgs {
   std::string teacher, student, student_layers, student_config, tokenizer, loss = "fkl", hidden_map;
   float alpha = 0.5f, temperature = 2.0f, jsd_beta = 0.5f, hidden_loss = 0;
   TrainRunArgs run;
+  GradualPruneArgs prune;
 };
 
 train::KdLoss parse_kd_loss(const std::string& s) {
@@ -85,7 +86,9 @@ void run_distill(const DistillArgs& a) {
                a.hidden_loss > 0 ? (", hidden-state MSE ×" + fmt_num("%g", a.hidden_loss) +
                                     (objective.has_projection() ? " (learned projection)" : "")).c_str() : "",
                data.train.size(), data.valid.size());
-  train::Trainer trainer(student, data.train, data.valid, a.run.o, objective.objective());
+  train::TrainObjective to = objective.objective();
+  attach_gradual_pruning(a.prune, a.run.o, student, to);
+  train::Trainer trainer(student, data.train, data.valid, a.run.o, to);
   run_trainer(trainer, a.run, data, "distill");
   save_trained_model(student, tm.tokenizer, a.run);  // the projection is training-only: not saved
 }
@@ -119,6 +122,7 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--hidden-map", a->hidden_map,
                   "Student:teacher block pairs for the hidden loss, 0-based, e.g. 1:3,3:7 (default: last:last)");
   add_train_run_options(cmd, a->run);
+  add_gradual_prune_options(cmd, a->prune);
   cmd->callback([a] { run_distill(*a); });
 }
 

@@ -23,6 +23,7 @@ namespace {
 struct TrainArgs {
   std::string config, preset, init, tokenizer;
   TrainRunArgs run;
+  GradualPruneArgs prune;
 };
 
 // The model to train (random from a config, or an existing model's weights)
@@ -62,7 +63,9 @@ void run_train(const TrainArgs& a) {
   std::fprintf(stderr, "train: %s, %.2f M parameters; %zu train / %zu validation tokens; %lld tokens per step\n",
                s.params.cfg.summary().c_str(), s.params.count() / 1e6, data.train.size(), data.valid.size(),
                (long long)a.run.o.tokens_per_step());
-  train::Trainer trainer(s.params, data.train, data.valid, a.run.o);
+  train::TrainObjective objective;
+  attach_gradual_pruning(a.prune, a.run.o, s.params, objective);
+  train::Trainer trainer(s.params, data.train, data.valid, a.run.o, objective);
   run_trainer(trainer, a.run, data, "train");
   save_trained_model(s.params, s.tokenizer, a.run);
 }
@@ -87,6 +90,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer: tokenizer.model, tokenizer.bin, tokenizer.json or .gguf "
                   "(with --init: default the model's)");
   add_train_run_options(cmd, a->run);
+  add_gradual_prune_options(cmd, a->prune);
   cmd->callback([a] { run_train(*a); });
 }
 

@@ -188,4 +188,40 @@ void save_trained_model(train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, c
   std::fprintf(stderr, "wrote %s\n", a.out.c_str());
 }
 
+void add_gradual_prune_options(CLI::App* cmd, GradualPruneArgs& a) {
+  const char* group = "Gradual pruning (Zhu & Gupta 2017 AGP; docs/pruning.md)";
+  cmd->add_option("--prune-to", a.to, "Prune the block Linears by magnitude to this sparsity while training, e.g. 0.5")
+      ->group(group);
+  cmd->add_option("--prune-from", a.from, "Sparsity of the first pruning step")->capture_default_str()->group(group);
+  cmd->add_option("--prune-start", a.start, "Optimizer steps before the first pruning step")
+      ->capture_default_str()->group(group);
+  cmd->add_option("--prune-end", a.end, "Step at which --prune-to is reached (default: 3/4 of the way to --steps)")
+      ->group(group);
+  cmd->add_option("--prune-every", a.every, "Steps between pruning steps (the cubic ramp's Δt)")
+      ->capture_default_str()->group(group);
+}
+
+void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::LlamaParams& model,
+                            train::TrainObjective& objective) {
+  if (a.to == 0) return;
+  prune::GradualPruneOptions g;
+  g.initial = a.from;
+  g.target = a.to;
+  g.start = a.start;
+  g.every = a.every;
+  SHRINK_CHECK(a.every >= 1, "--prune-every must be at least 1");
+  g.end = a.end >= 0 ? a.end : a.start + (o.steps - a.start) * 3 / 4 / a.every * a.every;
+  SHRINK_CHECK(g.end <= o.steps, "--prune-end (", g.end, ") is past --steps (", o.steps, ")");
+  g.validate();
+  std::vector<train::Parameter*> weights;
+  for (auto& b : model.blocks)
+    for (train::Parameter* p : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) weights.push_back(p);
+  auto pruner = std::make_shared<prune::GradualPruner>(weights, g);
+  objective.after_update = [pruner](int64_t step) { pruner->after_update(step); };
+  objective.trajectory["gradual_prune"] = {
+      {"from", g.initial}, {"to", g.target}, {"start", g.start}, {"end", g.end}, {"every", g.every}};
+  std::fprintf(stderr, "gradual pruning: block Linears by magnitude, %.3g -> %.3g over steps %lld..%lld every %lld\n",
+               g.initial, g.target, (long long)g.start, (long long)g.end, (long long)g.every);
+}
+
 }  // namespace shrink::cli

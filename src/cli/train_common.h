@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "compress/prune/gradual.h"
 #include "io/model_file.h"
 #include "train/trainer.h"
 
@@ -35,5 +36,18 @@ void run_trainer(train::Trainer& trainer, const TrainRunArgs& a, const train::To
 // Writes the parameters as a GGUF model with its tokenizer (2-D weights in `dtype`).
 void save_trained_model(train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, const TrainRunArgs& a);
 std::string fmt_num(const char* f, double v);
+
+// --prune-to S and its schedule: gradual magnitude pruning (AGP) of the block
+// Linears while training (`shrink train --init`, `shrink distill`).
+struct GradualPruneArgs {
+  double to = 0;  // 0 = off
+  double from = 0;
+  int64_t start = 0, end = -1, every = 10;  // end < 0: 3/4 of the way from start to --steps
+};
+void add_gradual_prune_options(CLI::App* cmd, GradualPruneArgs& a);
+// When --prune-to is given: installs the pruner as objective.after_update and
+// records its schedule in the objective's trajectory (a resumed run must match).
+void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::LlamaParams& model,
+                            train::TrainObjective& objective);
 
 }  // namespace shrink::cli

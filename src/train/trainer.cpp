@@ -62,6 +62,10 @@ Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const st
 
 StepStats Trainer::step() {
   const double t0 = now_seconds();
+  // Once before this Trainer's first step, fresh or resumed: a resumed pruner
+  // must read its masks off the checkpoint's zeros before an update moves them.
+  if (!first_step_hooked_ && objective_.after_update) objective_.after_update(state_.step);
+  first_step_hooked_ = true;
   zero_grad(params_);
   double loss_sum = 0;
   for (int64_t a = 0; a < opts_.grad_accum; ++a) {
@@ -78,6 +82,7 @@ StepStats Trainer::step() {
   s.lr = schedule_.at(state_.step);
   opt_.step(s.lr);
   ++state_.step;
+  if (objective_.after_update) objective_.after_update(state_.step);
   state_.tokens_seen += opts_.tokens_per_step();
   state_.sampler_counter = sampler_.counter();
   s.step = state_.step;

@@ -63,6 +63,12 @@ struct TrainObjective {
   LlamaGraphOptions graph_options;
   // The trained parameters in a fixed order (default: model.all()).
   std::vector<Parameter*> params;
+  // Runs on the weights after each optimizer update with the number of steps
+  // done, and once before a Trainer's first step with the steps done so far
+  // (0, or the checkpoint's): gradual pruning's re-masking
+  // (compress/prune/gradual.h). Must be idempotent and a function of the
+  // weights and the step alone, so a resumed run stays bit-identical.
+  std::function<void(int64_t steps_done)> after_update;
   // Whatever else decides the weights (loss kind, α, T, LoRA rank, the teacher):
   // kept in the checkpoint, and a resumed run must match it.
   nlohmann::json trajectory;
@@ -108,6 +114,7 @@ class Trainer {
   WindowSampler sampler_;
   TrainState state_;
   uint64_t data_hash_;
+  bool first_step_hooked_ = false;
 };
 
 }  // namespace shrink::train

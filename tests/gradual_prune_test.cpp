@@ -50,6 +50,10 @@ TEST(GradualPrune, CubicScheduleFollowsZhuAndGupta) {
 TEST(GradualPrune, RejectsBadSchedules) {
   EXPECT_THROW(schedule(0, 1.0, 0, 10, 1).validate(), Error);
   EXPECT_THROW(schedule(0.6, 0.5, 0, 10, 1).validate(), Error);
+  EXPECT_NO_THROW(schedule(0.5, 0.5, 4, 4, 1).validate());  // one-shot at step 4, mask held
+  EXPECT_EQ(agp_sparsity(schedule(0.5, 0.5, 4, 4, 1), 3), 0.0);
+  EXPECT_EQ(agp_sparsity(schedule(0.5, 0.5, 4, 4, 1), 4), 0.5);
+  EXPECT_EQ(agp_sparsity(schedule(0.5, 0.5, 4, 20, 4), 8), 0.5);
   EXPECT_THROW(schedule(0, 0.5, 10, 10, 1).validate(), Error);
   EXPECT_THROW(schedule(0, 0.5, 0, 10, 3).validate(), Error);  // 10 is not a multiple of 3
   EXPECT_THROW(schedule(0, 0.5, 0, 10, 0).validate(), Error);

@@ -192,7 +192,8 @@ void add_gradual_prune_options(CLI::App* cmd, GradualPruneArgs& a) {
   const char* group = "Gradual pruning (Zhu & Gupta 2017 AGP; docs/pruning.md)";
   cmd->add_option("--prune-to", a.to, "Prune the block Linears by magnitude to this sparsity while training, e.g. 0.5")
       ->group(group);
-  cmd->add_option("--prune-from", a.from, "Sparsity of the first pruning step")->capture_default_str()->group(group);
+  cmd->add_option("--prune-from", a.from, "Sparsity of the first pruning step (= --prune-to: one-shot at --prune-start, "
+                  "then trained with the mask held)")->capture_default_str()->group(group);
   cmd->add_option("--prune-start", a.start, "Optimizer steps before the first pruning step")
       ->capture_default_str()->group(group);
   cmd->add_option("--prune-end", a.end, "Step at which --prune-to is reached (default: 3/4 of the way to --steps)")
@@ -210,7 +211,9 @@ void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions
   g.start = a.start;
   g.every = a.every;
   SHRINK_CHECK(a.every >= 1, "--prune-every must be at least 1");
-  g.end = a.end >= 0 ? a.end : a.start + (o.steps - a.start) * 3 / 4 / a.every * a.every;
+  g.end = a.end >= 0             ? a.end
+          : a.from == a.to ? a.start
+                           : a.start + (o.steps - a.start) * 3 / 4 / a.every * a.every;
   SHRINK_CHECK(g.end <= o.steps, "--prune-end (", g.end, ") is past --steps (", o.steps, ")");
   g.validate();
   std::vector<train::Parameter*> weights;

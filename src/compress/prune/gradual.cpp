@@ -10,10 +10,12 @@ namespace shrink::prune {
 
 void GradualPruneOptions::validate() const {
   SHRINK_CHECK(target > 0 && target < 1, "gradual pruning: the target sparsity must be in (0, 1), got ", target);
-  SHRINK_CHECK(initial >= 0 && initial < target, "gradual pruning: the initial sparsity must be in [0, target), got ",
+  SHRINK_CHECK(initial >= 0 && initial <= target, "gradual pruning: the initial sparsity must be in [0, target], got ",
                initial);
   SHRINK_CHECK(every >= 1, "gradual pruning: the pruning interval must be at least one step");
-  SHRINK_CHECK(start >= 0 && end > start, "gradual pruning: need 0 <= start < end, got start ", start, ", end ", end);
+  // initial == target: one-shot at `start`, then training with the mask held (end may equal start).
+  SHRINK_CHECK(start >= 0 && (end > start || (end == start && initial == target)),
+               "gradual pruning: need 0 <= start < end, got start ", start, ", end ", end);
   SHRINK_CHECK((end - start) % every == 0, "gradual pruning: end - start (", end - start,
                ") must be a multiple of the interval ", every);
 }
@@ -21,6 +23,7 @@ void GradualPruneOptions::validate() const {
 double agp_sparsity(const GradualPruneOptions& o, int64_t step) {
   if (step < o.start) return 0.0;  // dense until the first pruning step
   if (step >= o.end) return o.target;
+  if (o.initial == o.target) return o.target;
   const int64_t last = o.start + (step - o.start) / o.every * o.every;
   const double progress = double(last - o.start) / double(o.end - o.start);
   const double remaining = 1.0 - progress;

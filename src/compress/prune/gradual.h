@@ -27,6 +27,8 @@ struct GradualPruneOptions {
   int64_t start = 0;                   // t0: optimizer steps done before the first pruning step
   int64_t end = 0;                     // t0 + n Δt: the step at which s_f is reached
   int64_t every = 10;                  // Δt, in optimizer steps
+  // initial == target is one-shot pruning at `start` followed by training
+  // with the mask held (the baseline AGP is compared against).
 
   void validate() const;  // throws naming the bad option
 };

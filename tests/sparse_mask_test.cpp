@@ -9,8 +9,12 @@
 #include <random>
 #include <vector>
 
+#include "compress/prune/prune.h"
 #include "core/cpu.h"
 #include "kernels/sparse_mask.h"
+#include "model/random_init.h"
+#include "model/sparse_mask_weight.h"
+#include "model/transformer.h"
 
 namespace shrink {
 namespace {
@@ -94,6 +98,54 @@ TEST(SparseMask, GemvMatchesReferenceAndDense) {
           for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(one[r], got[r]) << r;
         }
       }
+}
+
+// Several tokens (unpacked panels + sgemm) equal the reference token by token.
+TEST(SparseMask, MatmulMatchesReferencePerToken) {
+  for (int64_t n : {2, 5, 17})
+    for (int64_t cols : {17, 100}) {
+      const int64_t rows = 37;
+      const std::vector<float> w = random_sparse(rows, cols, 0.7, uint32_t(n * 31 + cols));
+      const std::vector<float> x = random_x(n * cols, uint32_t(n));
+      const kernels::MaskMatrix m = kernels::mask_pack(w.data(), rows, cols);
+      std::vector<float> y(static_cast<size_t>(n * rows)), ref(static_cast<size_t>(rows));
+      kernels::mask_matmul(m, x.data(), y.data(), n);
+      for (int64_t t = 0; t < n; ++t) {
+        kernels::mask_gemv_ref(m, x.data() + t * cols, ref.data());
+        for (int64_t r = 0; r < rows; ++r) ASSERT_NEAR(y[t * rows + r], ref[r], 1e-4f * (1 + std::fabs(ref[r]))) << n;
+      }
+    }
+}
+
+// A 70%-pruned model with its block Linears in the bitmask form gives the
+// dense pruned model's logits (prefill and one-token decode).
+TEST(SparseMask, BitmaskModelMatchesTheDensePrunedModel) {
+  ModelConfig cfg = preset_config("tiny");
+  cfg.validate("test");
+  const ModelFile f = random_model(cfg, DType::F32, 13);
+  Transformer model(f);
+  prune::PruneOptions opt;
+  opt.pattern = prune::SparsityPattern::parse("0.7");
+  prune::prune_model(model, {}, opt);
+  std::vector<int32_t> toks = {1, 7, 42, 99, 3, 250, 17, 8};
+  auto run = [&](bool decode) {
+    KVCache c = model.new_cache(int(toks.size()));
+    const size_t V = size_t(cfg.vocab_size);
+    std::vector<float> out(toks.size() * V);
+    if (!decode) model.forward(toks.data(), int(toks.size()), c, out.data(), true);
+    else
+      for (size_t i = 0; i < toks.size(); ++i) model.forward(&toks[i], 1, c, out.data() + i * V, false);
+    return out;
+  };
+  const std::vector<float> prefill = run(false), decode = run(true);
+  const int64_t dense_bytes = model.linears().front()->weight().bytes();
+  ASSERT_EQ(compress_model_mask(model), int(model.linears().size()) - 1);
+  EXPECT_EQ(model.linears().front()->weight().kind(), "bitmask f32");
+  EXPECT_LT(model.linears().front()->weight().bytes(), dense_bytes / 2);
+  for (bool d : {false, true}) {
+    const std::vector<float> got = run(d), &want = d ? decode : prefill;
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << d << " " << i;
+  }
 }
 
 TEST(SparseMask, RefusesAnEmptyShape) {

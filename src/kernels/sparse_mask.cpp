@@ -47,16 +47,19 @@ MaskMatrix mask_pack(const float* w, int64_t rows, int64_t cols) {
   return m;
 }
 
-void mask_unpack(const MaskMatrix& m, float* out) {
+void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
   const int64_t ng = m.groups();
-  std::fill(out, out + m.rows * m.cols, 0.0f);
-  for (int64_t r = 0; r < m.rows; ++r) {
+  std::fill(out, out + nr * m.cols, 0.0f);
+  for (int64_t r = r0; r < r0 + nr; ++r) {
     const float* v = m.values.data() + m.row_start[r];
+    float* o = out + (r - r0) * m.cols;
     for (int64_t g = 0; g < ng; ++g)
       for (int j = 0; j < 16; ++j)
-        if (m.masks[r * ng + g] >> j & 1) out[r * m.cols + 16 * g + j] = *v++;
+        if (m.masks[r * ng + g] >> j & 1) o[16 * g + j] = *v++;
   }
 }
+
+void mask_unpack(const MaskMatrix& m, float* out) { mask_unpack_rows(m, 0, m.rows, out); }
 
 void mask_gemv_ref(const MaskMatrix& m, const float* x, float* y) {
   for (int64_t r = 0; r < m.rows; ++r) y[r] = static_cast<float>(row_dot_ref(m, r, x));
@@ -75,6 +78,16 @@ void mask_gemv_threads(const MaskMatrix& m, const float* x, float* y, int thread
 
 void mask_gemv(const MaskMatrix& m, const float* x, float* y) {
   mask_gemv_threads(m, x, y, decode_threads(m.bytes()));
+}
+
+}  // namespace shrink::kernels
+
+namespace shrink::kernels {
+
+void mask_matmul(const MaskMatrix& m, const float* x, float* y, int64_t n) {
+  if (n <= 0 || m.rows <= 0) return;
+  if (n == 1) return mask_gemv(m, x, y);
+  panel_sgemm(n, m.rows, m.cols, x, y, [&](int64_t r0, int64_t nr, float* wf) { mask_unpack_rows(m, r0, nr, wf); });
 }
 
 }  // namespace shrink::kernels

@@ -20,7 +20,7 @@
 // packed values spread to the lanes of its mask, zeros elsewhere) and one FMA
 // against the group's 16 x values; the value pointer then advances by
 // popcount(mask). Threaded over rows like the dense GEMV (row_slabs.h).
-// Only the kernel and its format are built: no Linear uses it yet.
+// In a model: model/sparse_mask_weight.h (in memory only, no file format yet).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -42,11 +42,16 @@ struct MaskMatrix {
 MaskMatrix mask_pack(const float* w, int64_t rows, int64_t cols);
 // out[r * cols + c] = W[r, c] (zeros included).
 void mask_unpack(const MaskMatrix& m, float* out);
+// Rows [r0, r0 + nr) of W as f32 into out (nr x cols).
+void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out);
 
 // y[r] = sum_c W[r, c] x[c].
 void mask_gemv(const MaskMatrix& m, const float* x, float* y);
 // mask_gemv() on exactly `threads` threads (contiguous row slabs); threads <= 1 runs here.
 void mask_gemv_threads(const MaskMatrix& m, const float* x, float* y, int threads);
+// y[n x rows] = x[n x cols] W^T: the GEMV for one token, else f32 panels of W
+// (unpacked) + oneDNN sgemm, as the other non-f32 weights do.
+void mask_matmul(const MaskMatrix& m, const float* x, float* y, int64_t n);
 // Scalar reference (double accumulation) that the SIMD path is tested against.
 void mask_gemv_ref(const MaskMatrix& m, const float* x, float* y);
 // "avx512" when this CPU runs the AVX-512 path, else "scalar".

@@ -13,15 +13,23 @@
 // Joint sparsity + quantization (paper §3.5 / Alg. 1 with quantization): with
 // SparseGptOptions::quant set, each column's kept weights are also rounded to
 // the target's grid in the same sweep (compress/quant/target.h's
-// ColumnQuantizer, the one GPTQ uses, its block/group scales fixed the way
-// gptq_quantize fixes them: from the chunk's current, already-updated weights
-// when the sweep reaches the chunk's first column) and the pruned ones are set
-// to 0, so the error propagated onto later columns is (w - q(w)·mask) / U_ii.
+// ColumnQuantizer, the one GPTQ uses) and the pruned ones are set to 0, so the
+// error propagated onto later columns is (w - q(w)·mask) / U_ii. A block's /
+// group's scales are fixed when the sweep reaches its first column, as GPTQ
+// fixes them, but from the chunk's *look-ahead* (plain SparseGPT run over the
+// chunk's columns on a copy: the values its kept weights will have when they
+// are rounded, pruned ones as 0), not from its current values: pruning the
+// chunk's first columns adds compensations to its later ones that are large
+// next to rounding errors, and with scales fixed before them those kept
+// weights outgrew the block's range and were clamped (issue 5: joint Q8_0 lost
+// to SparseGPT alone). Per-channel / per-tensor scales (chunks wider than 1024
+// columns) are fixed once from the whole plain SparseGPT result.
 // The pruned weights must decode to exactly 0: the target needs a grid that
 // holds 0 (see joint_zero_exact); types with a per-block minimum (Q4_1, Q5_1,
 // Q2_K, Q4_K, Q5_K) are refused rather than silently losing the sparsity.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -38,6 +46,10 @@ struct SparseGptOptions {
   int64_t block = 128;  // lazy block width (rounded up to a multiple of M for N:M, and of the quant chunk)
   // Joint mode: also quantize every kept weight to this target in the same sweep.
   std::optional<quant::QuantTarget> quant;
+  // Joint mode with this column quantizer instead of quant's (for tests: an
+  // identity grid must reproduce plain SparseGPT bit for bit). The pruned
+  // weights must still round to exactly 0.
+  std::function<std::unique_ptr<quant::ColumnQuantizer>(int64_t rows, int64_t cols)> make_quantizer;
 };
 
 struct SparseGptResult {

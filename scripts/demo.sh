@@ -150,6 +150,8 @@ quant_rows "$KJV" "$HELD" "$KCAL" 256 40 q4_0
 act_rows "$KJV" "$HELD" "$KCAL" 256 40
 sparse_rows "$KJV" "$HELD" "$KCAL" 256 40 0.6
 echo "(The compression rows score the first 40 windows of 256 tokens of $HELD; the model row the whole file.)"
+echo "(The model is bf16: 4-bit and 2:4 files shrink it, factorize writes U and V in f32 — bigger than the bf16"
+echo " original at 0.6 of the parameters. Decode tok/s of a 7 MiB model mostly measures overhead; load varies.)"
 echo
 $S run "$KJV" -p "In the beginning" -n 40 --no-stats
 echo

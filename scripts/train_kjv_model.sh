@@ -6,9 +6,10 @@
 #
 # corpus (scripts/make_kjv_corpus.sh) -> tokenizer (scripts/make_kjv_tokenizer.sh)
 # -> `shrink train` from scratch (models/shrink-kjv.json) -> bf16 GGUF. The run
-# checkpoints every 50 steps; rerunning the script resumes it. Same seed and
-# thread count give the same weights (bit-identical); the committed model was
-# trained with -t 2 (~1 hour on two shared cores).
+# checkpoints every 50 steps; rerunning the script resumes it. On one machine,
+# the same seed and thread count give bit-identical weights (docs/training.md);
+# another CPU's GEMM kernels may round differently. The committed model was
+# trained with -t 2 (61 min on two cores shared with other jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-out/kjv-train}

@@ -99,6 +99,33 @@ TEST(DistillCli, StudentOfEveryOtherLayerLearnsAndLoads) {
   std::filesystem::remove_all(f.dir);
 }
 
+// TinyBERT's attention-score MSE and MiniLM's relation KL: zero for a student
+// that is the teacher (every layer, so every pair matches), they train a
+// half-depth student, and a student with other head counts is refused.
+TEST(DistillCli, AttentionMapAndMiniLmLosses) {
+  const Fixture f = make_fixture("distill_attn");
+  const std::string teacher = "distill --teacher " + f.dir + "/teacher.gguf ";
+  const auto same = test::run_shrink(teacher + "--student-layers every:1 --alpha 1 --temperature 1 --attention-loss 1 "
+                                     "--hidden-map 0:0,3:3 --minilm-loss 1 --steps 1 --lr 1e-9 --min-lr 0 --log " + f.dir +
+                                     "/same.csv" + f.data + " -o " + f.dir + "/same.gguf");
+  ASSERT_EQ(same.code, 0) << same.out;
+  const std::vector<double> zero = train_losses(f.dir + "/same.csv");
+  ASSERT_EQ(zero.size(), 1u);
+  EXPECT_NEAR(zero[0], 0.0, 1e-5);
+  const auto r = test::run_shrink(teacher + "--student-layers every:2 --alpha 0.5 --attention-loss 1 --hidden-map "
+                                  "0:1,1:3 --minilm-loss 1 --steps 12 --lr 3e-3 --log " + f.dir + "/attn.csv" + f.data +
+                                  " -o " + f.dir + "/attn.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<double> loss = train_losses(f.dir + "/attn.csv");
+  ASSERT_EQ(loss.size(), 12u);
+  EXPECT_LT(loss[9] + loss[10] + loss[11], loss[0] + loss[1] + loss[2]);
+  const auto bad = test::run_shrink(teacher + "--student-config " + f.dir + "/student.json --minilm-loss 1 --steps 1" +
+                                    f.data + " -o " + f.dir + "/bad.gguf");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("head by head"), std::string::npos) << bad.out;
+  std::filesystem::remove_all(f.dir);
+}
+
 TEST(DistillCli, KilledDistillationResumesToTheSameBytes) {
   const Fixture f = make_fixture("distill_kill");
   const std::string base = "distill --teacher " + f.dir + "/teacher.gguf --student-config " + f.dir +

@@ -1,5 +1,5 @@
 // shrink distill --teacher T.gguf (--student S | --student-layers every:K|LIST | --student-config C.json)
-//                --data FILE --loss fkl|rkl|jsd [--alpha A] [--temperature T] [--hidden-loss W] -o OUT.gguf
+//                --data FILE --loss fkl|rkl|jsd [--alpha A] [--temperature T] [--hidden-loss W] [--attention-loss W] [--minilm-loss W] -o OUT.gguf
 // Knowledge distillation (docs/distillation.md): the teacher is frozen and run
 // forward on every batch; the student is trained by train::Trainer with
 // train::DistillObjective, and written as GGUF with the teacher's tokenizer.
@@ -20,7 +20,7 @@ namespace {
 
 struct DistillArgs {
   std::string teacher, student, student_layers, student_config, tokenizer, loss = "fkl", hidden_map;
-  float alpha = 0.5f, temperature = 2.0f, jsd_beta = 0.5f, hidden_loss = 0;
+  float alpha = 0.5f, temperature = 2.0f, jsd_beta = 0.5f, hidden_loss = 0, attention_loss = 0, minilm_loss = 0;
   TrainRunArgs run;
   GradualPruneArgs prune;
 };
@@ -76,8 +76,11 @@ void run_distill(const DistillArgs& a) {
   train::DistillSetup setup;
   setup.kd = {parse_kd_loss(a.loss), a.temperature, a.alpha, a.jsd_beta};
   setup.hidden_weight = a.hidden_loss;
-  SHRINK_CHECK(a.hidden_map.empty() || a.hidden_loss > 0, "--hidden-map needs --hidden-loss W > 0");
-  if (a.hidden_loss > 0) setup.hidden_map = train::parse_hidden_map(a.hidden_map, student.cfg.n_layers, teacher.cfg.n_layers);
+  setup.attention_weight = a.attention_loss;
+  setup.minilm_weight = a.minilm_loss;
+  SHRINK_CHECK(a.hidden_map.empty() || a.hidden_loss > 0 || a.attention_loss > 0,
+               "--hidden-map needs --hidden-loss W > 0 or --attention-loss W > 0");
+  if (a.hidden_loss > 0 || a.attention_loss > 0) setup.hidden_map = train::parse_hidden_map(a.hidden_map, student.cfg.n_layers, teacher.cfg.n_layers);
   const train::TokenSplit data = load_train_data(a.run, *tm.tokenizer, "distill");
   train::DistillObjective objective(student, teacher, setup, a.run.o.seq_len);
   std::fprintf(stderr, "distill: teacher %s (%.2f M); student %s (%.2f M); %s α=%.2f T=%.2f%s; %zu train / %zu "
@@ -120,7 +123,14 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--hidden-loss", a->hidden_loss, "Weight W of the hidden-state MSE (0 = off)")
       ->capture_default_str();
   cmd->add_option("--hidden-map", a->hidden_map,
-                  "Student:teacher block pairs for the hidden loss, 0-based, e.g. 1:3,3:7 (default: last:last)");
+                  "Student:teacher block pairs for the hidden and attention losses, 0-based, e.g. 1:3,3:7 "
+                  "(default: last:last)");
+  cmd->add_option("--attention-loss", a->attention_loss,
+                  "Weight of TinyBERT's attention-score MSE over the --hidden-map pairs (0 = off; equal head counts)")
+      ->capture_default_str();
+  cmd->add_option("--minilm-loss", a->minilm_loss,
+                  "Weight of MiniLM's last-block attention + value-relation KL (0 = off; equal head counts)")
+      ->capture_default_str();
   add_train_run_options(cmd, a->run);
   add_gradual_prune_options(cmd, a->prune);
   cmd->callback([a] { run_distill(*a); });

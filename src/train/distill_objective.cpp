@@ -44,38 +44,92 @@ DistillObjective::DistillObjective(LlamaParams& student, LlamaParams& teacher, D
   SHRINK_CHECK(setup_.kd.temperature > 0, "--temperature must be positive");
   SHRINK_CHECK(setup_.kd.alpha >= 0 && setup_.kd.alpha <= 1, "--alpha must be in [0, 1]");
   SHRINK_CHECK(setup_.hidden_weight >= 0, "--hidden-loss must be >= 0");
+  SHRINK_CHECK(setup_.attention_weight >= 0 && setup_.minilm_weight >= 0, "--attention-loss and --minilm-loss must be >= 0");
+  // Attention maps are compared head by head: the mapped blocks need as many heads.
+  auto same_heads = [&](int ls, int lt, const char* what) {
+    SHRINK_CHECK(student.cfg.heads(ls) == teacher.cfg.heads(lt), what, ": student block ", ls, " has ",
+                 student.cfg.heads(ls), " heads and teacher block ", lt, " has ", teacher.cfg.heads(lt),
+                 "; attention maps are compared head by head");
+  };
+  if (setup_.attention_weight > 0)
+    for (const auto& [ls, lt] : setup_.hidden_map) same_heads(ls, lt, "--attention-loss");
+  if (setup_.minilm_weight > 0) {
+    const int ls = student.cfg.n_layers - 1, lt = teacher.cfg.n_layers - 1;
+    same_heads(ls, lt, "--minilm-loss");
+    SHRINK_CHECK(student.cfg.kv_heads(ls) == teacher.cfg.kv_heads(lt), "--minilm-loss: the last blocks' KV head counts (",
+                 student.cfg.kv_heads(ls), " and ", teacher.cfg.kv_heads(lt), ") differ; value relations are per KV head");
+  }
   if (setup_.hidden_weight > 0 && student.cfg.dim != teacher.cfg.dim)
     projection_ = make_hidden_projection("distill.hidden_projection", student.cfg.dim, teacher.cfg.dim);
 }
 
+bool DistillObjective::needs_taps() const {
+  return setup_.hidden_weight > 0 || setup_.attention_weight > 0 || setup_.minilm_weight > 0;
+}
+
+namespace {
+
+// Scores (softmax = false) or attention distributions (true) of block l's q·kᵀ, and
+// its value relation softmax(v·vᵀ/√d): [heads·n x seq_len] each.
+Var attention_map(const BlockTaps& t, const ModelConfig& c, int l, int64_t seq_len, bool softmax) {
+  return relation(t.q, t.k, c.heads(l), c.kv_heads(l), c.head_dim, seq_len, softmax);
+}
+Var value_relation(const BlockTaps& t, const ModelConfig& c, int l, int64_t seq_len) {
+  return relation(t.v, t.v, c.kv_heads(l), c.kv_heads(l), c.head_dim, seq_len, true);
+}
+
+}  // namespace
+
 Var DistillObjective::loss(Graph& g, const Batch& b) {
-  const bool hidden = setup_.hidden_weight > 0;
+  const bool taps_needed = needs_taps();
+  const int last_s = student_.cfg.n_layers - 1, last_t = teacher_.cfg.n_layers - 1;
+  const ModelConfig &sc = student_.cfg, &tc = teacher_.cfg;
   // The teacher on its own graph, all weights constants: no gradient, and its
-  // activations are freed as soon as the logits (and tapped states) are taken.
+  // activations are freed as soon as the logits (and the tapped states and
+  // maps the losses need) are taken.
   Tensor teacher_logits;
-  std::vector<Tensor> teacher_hidden;
+  std::vector<Tensor> teacher_hidden, teacher_scores;
+  Tensor teacher_attn, teacher_vrel;
   {
     Graph tg;
     std::vector<BlockTaps> taps;
     LlamaGraphOptions to;
     to.freeze_base = true;
-    if (hidden) to.taps = &taps;
+    if (taps_needed) to.taps = &taps;
     teacher_logits = llama_logits(tg, teacher_, b.inputs, seq_len_, to)->value;  // shared storage outlives tg
-    for (const auto& [s, t] : setup_.hidden_map)
-      if (hidden) teacher_hidden.push_back(taps[t].out->value);
+    for (const auto& [s, t] : setup_.hidden_map) {
+      if (setup_.hidden_weight > 0) teacher_hidden.push_back(taps[t].out->value);
+      if (setup_.attention_weight > 0) teacher_scores.push_back(attention_map(taps[t], tc, t, seq_len_, false)->value);
+    }
+    if (setup_.minilm_weight > 0) {
+      teacher_attn = attention_map(taps[last_t], tc, last_t, seq_len_, true)->value;
+      teacher_vrel = value_relation(taps[last_t], tc, last_t, seq_len_)->value;
+    }
   }
   std::vector<BlockTaps> taps;
   LlamaGraphOptions so = student_options_;
-  if (hidden) so.taps = &taps;
+  if (taps_needed) so.taps = &taps;
   Var logits = llama_logits(g, student_, b.inputs, seq_len_, so);
   Var loss = distillation_loss(logits, g.constant(teacher_logits), b.targets, setup_.kd);
-  if (!hidden) return loss;
-  Var proj = has_projection() ? g.param(projection_) : nullptr;
-  // The hidden term is the mean over the mapped pairs, times --hidden-loss.
-  const float w = setup_.hidden_weight / float(setup_.hidden_map.size());
-  for (size_t i = 0; i < setup_.hidden_map.size(); ++i)
-    loss = add(loss, scale(hidden_state_mse(taps[setup_.hidden_map[i].first].out, g.constant(teacher_hidden[i]), proj),
-                           w));
+  // Each feature term is the mean over its pairs, times its weight.
+  const float pairs = float(setup_.hidden_map.size());
+  if (setup_.hidden_weight > 0) {
+    Var proj = has_projection() ? g.param(projection_) : nullptr;
+    for (size_t i = 0; i < setup_.hidden_map.size(); ++i)
+      loss = add(loss, scale(hidden_state_mse(taps[setup_.hidden_map[i].first].out, g.constant(teacher_hidden[i]), proj),
+                             setup_.hidden_weight / pairs));
+  }
+  if (setup_.attention_weight > 0)
+    for (size_t i = 0; i < setup_.hidden_map.size(); ++i) {
+      const int l = setup_.hidden_map[i].first;
+      Var scores = attention_map(taps[l], sc, l, seq_len_, false);
+      loss = add(loss, scale(mse(scores, g.constant(teacher_scores[i])), setup_.attention_weight / pairs));
+    }
+  if (setup_.minilm_weight > 0) {
+    Var attn = relation_kl(attention_map(taps[last_s], sc, last_s, seq_len_, true), g.constant(teacher_attn));
+    Var vrel = relation_kl(value_relation(taps[last_s], sc, last_s, seq_len_), g.constant(teacher_vrel));
+    loss = add(loss, scale(add(attn, vrel), setup_.minilm_weight));
+  }
   return loss;
 }
 
@@ -90,7 +144,9 @@ TrainObjective DistillObjective::objective() {
   for (const auto& [s, t] : setup_.hidden_map) map.push_back({s, t});
   o.trajectory = {{"kd", kinds[int(setup_.kd.kind)]}, {"alpha", setup_.kd.alpha},
                   {"temperature", setup_.kd.temperature}, {"jsd_beta", setup_.kd.jsd_beta},
-                  {"hidden_weight", setup_.hidden_weight}, {"hidden_map", setup_.hidden_weight > 0 ? map : nullptr},
+                  {"hidden_weight", setup_.hidden_weight},
+                  {"hidden_map", setup_.hidden_weight > 0 || setup_.attention_weight > 0 ? map : nullptr},
+                  {"attention_weight", setup_.attention_weight}, {"minilm_weight", setup_.minilm_weight},
                   {"teacher", config_to_json(teacher_.cfg)}};
   return o;
 }

@@ -2,7 +2,9 @@
 // frozen teacher run forward on each batch (no gradient, logits and hidden
 // states computed on the fly, never stored), and a student trained with
 // distillation_loss (α·KD + (1−α)·CE) plus, optionally, TinyBERT's
-// hidden-state MSE through a learned projection when the widths differ.
+// hidden-state MSE through a learned projection when the widths differ,
+// TinyBERT's attention-score MSE over the same layer pairs, and MiniLM's
+// last-layer attention-distribution and value-relation KL.
 #pragma once
 #include <string>
 #include <utility>
@@ -17,6 +19,13 @@ struct DistillSetup {
   DistillLossConfig kd;
   float hidden_weight = 0;                     // 0 = no hidden-state loss
   std::vector<std::pair<int, int>> hidden_map;  // (student layer, teacher layer), 0-based
+  // TinyBERT (Jiao et al. 2020, eq. 7): MSE of the unnormalised attention
+  // scores q·kᵀ/√d, per head, over hidden_map's pairs (needs equal head counts).
+  float attention_weight = 0;
+  // MiniLM (Wang et al. 2020, eqs. 7-8): KL(teacher ‖ student) of the last
+  // blocks' attention distributions plus that of their value relations
+  // softmax(v·vᵀ/√d) (needs equal head counts; widths may differ).
+  float minilm_weight = 0;
 };
 
 // "1:3,3:7" (student:teacher, 0-based block indices) → pairs, checked against
@@ -36,6 +45,7 @@ class DistillObjective {
 
  private:
   Var loss(Graph& g, const Batch& b);
+  bool needs_taps() const;
 
   LlamaParams& student_;
   LlamaParams& teacher_;

@@ -110,6 +110,32 @@ TEST(QatExport, ExportedWeightsEqualTheFakeQuantForward) {
   }
 }
 
+// --init gptq's mechanism (start_from), here from an RTN-quantized copy: the
+// first forward of the LSQ-covered Linears is that model's weights exactly.
+TEST(QatExport, StartFromAnotherQuantizationIsThatModel) {
+  OneThread one;
+  for (const char* type : {"q4_0", "int4g64sym"}) {
+    SCOPED_TRACE(type);
+    ModelFile m = random_model(awkward_config(false), DType::F32, 9);
+    LlamaParams p = LlamaParams::from_model_file(m);
+    const quant::QuantizeOptions opt = quant::type_options(quant::QuantTarget::parse(type), false);
+    QatQuantizer q(p, opt, true);
+    perturb_steps(q, false, 3);  // away from the start, so start_from has to set them
+    Transformer other(m);
+    quant::quantize_model(other, calib::CalibSet{}, opt);
+    q.start_from(p, other);
+    Graph g;
+    int checked = 0;
+    for (Parameter* w : p.linears()) {
+      if (linear_role(w->name) == "head") continue;
+      Var fake = q.apply(g, w->name, g.constant(w->value));
+      expect_bit_equal(exported_values(other, w->name), fake->v(), w->name);
+      ++checked;
+    }
+    EXPECT_EQ(checked, 7);
+  }
+}
+
 TEST(QatExport, LsqIsRefusedWhereScalesCannotBeExportedExactly) {
   ModelFile m = random_model(awkward_config(false), DType::F32, 3);
   LlamaParams p = LlamaParams::from_model_file(m);

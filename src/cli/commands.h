@@ -23,6 +23,7 @@ void add_factorize(CLI::App& app);
 void add_train(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_finetune(CLI::App& app);
+void add_qat(CLI::App& app);
 
 // Options every command that reads a model accepts.
 struct ModelArgs {

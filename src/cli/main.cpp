@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   shrink::cli::add_train(app);
   shrink::cli::add_distill(app);
   shrink::cli::add_finetune(app);
+  shrink::cli::add_qat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

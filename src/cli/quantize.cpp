@@ -70,14 +70,6 @@ quant::QuantTarget parse_target(const QuantizeArgs& a) {
   return quant::QuantTarget::parse("int" + std::to_string(a.bits) + g + (a.sym ? "sym" : ""));
 }
 
-// llama.cpp keeps the output head at Q6_K for its block recipes (Q8_0 for Q8_0);
-// shrink's group formats keep it at 8 bits per channel.
-quant::QuantTarget default_head(const quant::QuantTarget& t) {
-  if (!t.is_block) return quant::QuantTarget::parse("int8ch");
-  if (t.is_dense() || t.block == DType::Q8_0) return t;
-  return quant::QuantTarget::of_block(DType::Q6_K);
-}
-
 nlohmann::json layer_json(const quant::LayerReport& l) {
   nlohmann::json j = {{"name", l.name}, {"type", l.type}, {"rows", l.rows}, {"cols", l.cols}, {"bytes", l.bytes},
                       {"bits_per_weight", 8.0 * l.bytes / double(l.rows * l.cols)},
@@ -110,11 +102,9 @@ quant::QuantizeOptions make_options(const QuantizeArgs& a, Transformer& model) {
     SHRINK_CHECK(a.type.empty() && a.bits == 0, "give either --preset or --type/--bits, not both");
     quant::apply_preset(a.preset, model, opt);
   } else {
-    opt.target = parse_target(a);
-    opt.head = default_head(opt.target);
-    // llama-quantize stores the embedding table in the base type (a tied one in the head's).
-    opt.quantize_embed = opt.target.is_block && !opt.target.is_dense();
-    opt.embed = model.config().tied_embeddings ? opt.head : opt.target;
+    // llama-quantize's defaults for the head and the embedding table (shared with `shrink qat`).
+    opt = quant::type_options(parse_target(a), model.config().tied_embeddings);
+    opt.method = a.method == "onebit" ? "rtn" : a.method;
   }
   if (!a.head_type.empty()) opt.head = quant::QuantTarget::parse(a.head_type);
   if (!a.embed_type.empty()) opt.quantize_embed = true, opt.embed = quant::QuantTarget::parse(a.embed_type);

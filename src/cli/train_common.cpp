@@ -141,8 +141,8 @@ void add_train_run_options(CLI::App* cmd, TrainRunArgs& a) {
   cmd->add_option("-t,--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
-void prepare_train_run(const TrainRunArgs& a) {
-  SHRINK_CHECK(is_gguf_path(a.out), "-o must name a .gguf file (got ", a.out, ")");
+void prepare_train_run(const TrainRunArgs& a, bool gguf_output) {
+  SHRINK_CHECK(!gguf_output || is_gguf_path(a.out), "-o must name a .gguf file (got ", a.out, ")");
   const DType dt = parse_dtype(a.dtype);
   SHRINK_CHECK(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16, "--dtype must be f32, f16 or bf16");
   SHRINK_CHECK(!a.resume || !a.o.ckpt_dir.empty(), "--resume needs --ckpt-dir DIR (where the checkpoints are)");

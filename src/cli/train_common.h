@@ -27,7 +27,8 @@ struct TrainRunArgs {
 // Registers --data, --val, ..., --steps, --lr, ..., --ckpt-dir, --resume, --log, -o, --dtype, -t on `cmd`.
 void add_train_run_options(CLI::App* cmd, TrainRunArgs& a);
 // Checks the flags that do not need the model (output name, dtype, --resume), sets threads and the allocator.
-void prepare_train_run(const TrainRunArgs& a);
+// gguf_output: -o must be a .gguf file (`shrink qat` checks its output itself: GGUF or a directory).
+void prepare_train_run(const TrainRunArgs& a, bool gguf_output = true);
 // Train and validation token streams: --val FILE, or the last --val-fraction of --data.
 train::TokenSplit load_train_data(const TrainRunArgs& a, const Tokenizer& tok, const std::string& tag);
 // Resumes from --ckpt-dir when --resume, then trains to the end with the log,

@@ -5,29 +5,33 @@
 
 #include "compress/quant/target.h"
 #include "core/error.h"
+#include "kernels/quant_blocks.h"
 #include "model/group_weight.h"
 
 namespace shrink::train {
 
 namespace {
 
-// A learned step that an optimizer pushed to zero or below would divide by
-// zero; the forward and the export both read it through this floor.
-constexpr float kMinStep = 1e-10f;
+// A learned step that an optimizer pushed to zero would divide by zero; the
+// forward and the export both read it through this floor on its magnitude
+// (f16 scales: f16's smallest normal, so the rounded step is never 0).
+constexpr float kMinStep = 1e-10f, kMinStepF16 = 6.103515625e-05f;
 
 struct Grid {
   quant::Codebook cb;
   int64_t rows, cols, glen, ng;
   float zero, qn, qp;  // z = 2^(b−1); the clip range of w/s is [−Qn, Qp]
+  bool f16;
 
-  Grid(const quant::QuantSpec& spec, const Tensor& w)
-      : cb(spec), rows(w.dim(0)), cols(w.dim(1)), glen(spec.group_len(cols)), ng((cols + glen - 1) / glen) {
+  Grid(const quant::QuantSpec& spec, const Tensor& w, bool f16_scales = false)
+      : cb(spec), rows(w.dim(0)), cols(w.dim(1)), glen(spec.group_len(cols)), ng((cols + glen - 1) / glen),
+        f16(f16_scales) {
     zero = float(1 << (spec.bits - 1));
     qn = zero;
     qp = float((1 << spec.bits) - 1) - zero;
   }
   int64_t group_size(int64_t k) const { return std::min(glen, cols - k * glen); }
-  quant::GroupParams params(float step) const { return {std::max(step, kMinStep), zero}; }
+  quant::GroupParams params(float step) const { return {effective_step(step, f16), zero}; }
 };
 
 void check_weight(const Tensor& w, const quant::QuantSpec& spec) {
@@ -47,6 +51,12 @@ void fake_quant_values(const Grid& grid, const float* w, const float* steps, flo
 }
 
 }  // namespace
+
+float effective_step(float s, bool f16_scales) {
+  const float floor = f16_scales ? kMinStepF16 : kMinStep;
+  const float m = std::max(std::fabs(s), floor), signed_step = s < 0 ? -m : m;
+  return f16_scales ? f16_to_f32(f32_to_f16(signed_step)) : signed_step;
+}
 
 quant::QuantSpec fake_quant_spec(int bits, int64_t group) {
   SHRINK_CHECK(bits >= 2 && bits <= 8, "fake quantization takes 2..8 bits, got ", bits);
@@ -87,9 +97,9 @@ Var fake_quant_rtn(Var w, const quant::QuantSpec& spec) {
   return y;
 }
 
-Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec) {
+Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec, bool f16_scales) {
   check_weight(w->value, spec);
-  const Grid grid(spec, w->value);
+  const Grid grid(spec, w->value, f16_scales);
   SHRINK_CHECK(step->value.ndim() == 2 && step->value.dim(0) == grid.rows && step->value.dim(1) == grid.ng,
                "fake_quant_lsq: steps ", shape_str(step->value.shape), " for ", grid.rows, " rows of ", grid.ng,
                " groups");
@@ -116,7 +126,8 @@ Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec) {
           }
         }
         if (step->requires_grad)
-          step->g()[r * grid.ng + k] += float(ds / std::sqrt(double(n) * grid.qp));  // LSQ's gradient scale
+          // LSQ's gradient scale; the f16 rounding of the step is passed straight through.
+          step->g()[r * grid.ng + k] += float(ds / std::sqrt(double(n) * grid.qp));
       }
   };
   return y;
@@ -127,7 +138,10 @@ Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec) {
 FakeQuant::FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg)
     : cfg_(cfg), spec_(fake_quant_spec(cfg.bits, cfg.group)) {
   for (Parameter* w : model.linears()) {
-    if (std::find(cfg.targets.begin(), cfg.targets.end(), linear_role(w->name)) == cfg.targets.end()) continue;
+    const bool chosen = cfg.names.empty()
+                            ? std::find(cfg.targets.begin(), cfg.targets.end(), linear_role(w->name)) != cfg.targets.end()
+                            : std::find(cfg.names.begin(), cfg.names.end(), w->name) != cfg.names.end();
+    if (!chosen) continue;
     covered_.insert(w->name);
     order_.push_back(w->name);
     if (cfg.lsq) steps_.emplace(w->name, Parameter(w->name + ".lsq_step", rtn_steps(w->value, spec_), false));
@@ -138,7 +152,7 @@ FakeQuant::FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg)
 Var FakeQuant::apply(Graph& g, const std::string& name, Var w) {
   SHRINK_CHECK(covers(name), "fake quantization does not cover ", name);
   if (!cfg_.lsq) return fake_quant_rtn(w, spec_);
-  return fake_quant_lsq(w, g.param(steps_.at(name)), spec_);
+  return fake_quant_lsq(w, g.param(steps_.at(name)), spec_, cfg_.f16_scales);
 }
 
 std::vector<Parameter*> FakeQuant::params() {
@@ -155,7 +169,7 @@ Tensor FakeQuant::steps_of(const Parameter& w) const {
 
 std::shared_ptr<GroupQuantWeight> FakeQuant::export_weight(const Parameter& w) const {
   const Tensor steps = steps_of(w);
-  const Grid grid(spec_, w.value);
+  const Grid grid(spec_, w.value, cfg_.lsq && cfg_.f16_scales);
   std::vector<uint8_t> codes(size_t(grid.rows * grid.cols));
   std::vector<float> scale(size_t(grid.rows * grid.ng)), zero(scale.size(), grid.zero);
   for (int64_t r = 0; r < grid.rows; ++r)
@@ -168,11 +182,32 @@ std::shared_ptr<GroupQuantWeight> FakeQuant::export_weight(const Parameter& w) c
   return std::make_shared<GroupQuantWeight>(spec_, grid.rows, grid.cols, codes, std::move(scale), std::move(zero));
 }
 
+Tensor FakeQuant::export_q4_0(const Parameter& w) const {
+  SHRINK_CHECK(spec_.bits == 4 && spec_.group == 32 && cfg_.lsq && cfg_.f16_scales,
+               "Q4_0 export needs LSQ fake quantization of int4g32sym with f16 scales, not ", spec_.name());
+  SHRINK_CHECK(w.value.ndim() == 2 && w.value.dim(1) % kernels::kQK == 0, w.name, ": rows of ", w.value.dim(1),
+               " values do not split into Q4_0 blocks");
+  const Tensor steps = steps_of(w);
+  const Grid grid(spec_, w.value, true);
+  Tensor out = Tensor::alloc(DType::Q4_0, {grid.rows, grid.cols});
+  auto* blocks = static_cast<kernels::BlockQ4_0*>(out.data);
+  for (int64_t r = 0; r < grid.rows; ++r)
+    for (int64_t k = 0; k < grid.ng; ++k) {
+      const quant::GroupParams p = grid.params(steps.f32()[r * grid.ng + k]);
+      kernels::BlockQ4_0& b = blocks[r * grid.ng + k];
+      b.d = f32_to_f16(p.scale);  // already an f16 value: exact
+      const float* x = w.value.f32() + r * grid.cols + k * kernels::kQK;
+      for (int j = 0; j < kernels::kQK / 2; ++j)  // q[j] in the low nibble of qs[j], q[j + 16] in its high nibble
+        b.qs[j] = uint8_t(grid.cb.encode(x[j], p) | (grid.cb.encode(x[j + kernels::kQK / 2], p) << 4));
+    }
+  return out;
+}
+
 void FakeQuant::quantize_in_place(LlamaParams& model) const {
   for (Parameter* w : model.linears()) {
     if (!covers(w->name)) continue;
     const Tensor steps = steps_of(*w);
-    const Grid grid(spec_, w->value);
+    const Grid grid(spec_, w->value, cfg_.lsq && cfg_.f16_scales);
     Tensor q = Tensor::alloc(DType::F32, w->value.shape);
     fake_quant_values(grid, w->value.f32(), steps.f32(), q.f32());
     std::copy(q.f32(), q.f32() + q.numel(), w->value.f32());

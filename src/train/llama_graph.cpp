@@ -179,11 +179,12 @@ Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, i
   const GraphBuilder gb{g, opt};
   if (opt.taps) opt.taps->assign(p.blocks.size(), BlockTaps{});
   Var emb = gb.weight(p.tok_embd);
+  if (opt.fake_quant && opt.fake_quant->covers(p.tok_embd.name)) emb = opt.fake_quant->apply(g, p.tok_embd.name, emb);
   Var x = embedding(emb, tokens);
   for (size_t l = 0; l < p.blocks.size(); ++l)
     x = llama_block(gb, p.cfg, int(l), p.blocks[l], x, pos, seq_len, opt.taps ? &(*opt.taps)[l] : nullptr);
   Var xn = rmsnorm(x, gb.weight(p.out_norm), p.cfg.norm_eps);
-  // A tied head is the embedding table itself: neither LoRA nor fake quantization covers it.
+  // A tied head is the embedding table itself (fake-quantized with it, if at all); LoRA does not cover it.
   return p.output.value.empty() ? linear(xn, emb) : gb.linear_of(p.output, xn);
 }
 

@@ -15,7 +15,17 @@
 namespace shrink::train {
 
 class LoraAdapters;  // train/lora.h
-class FakeQuant;     // train/fake_quant.h
+
+// Fake quantization of weights in the graph (train/fake_quant.h's FakeQuant,
+// train/qat.h's QatQuantizer): the weights it covers enter the forward
+// through apply(), which rounds them and defines their backward (an STE).
+class WeightQuantizer {
+ public:
+  virtual ~WeightQuantizer() = default;
+  virtual bool covers(const std::string& weight_name) const = 0;
+  // The fake-quantized weight `w` (the graph's leaf of the Parameter named weight_name).
+  virtual Var apply(Graph& g, const std::string& weight_name, Var w) = 0;
+};
 
 struct LlamaBlockParams {
   Parameter attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
@@ -59,7 +69,9 @@ struct LlamaGraphOptions {
   // computed for it (LoRA fine-tuning trains only its adapters).
   bool freeze_base = false;
   LoraAdapters* lora = nullptr;            // adds (α/r)·x·Aᵀ·Bᵀ to the Linears it covers
-  FakeQuant* fake_quant = nullptr;         // the Linears it covers use fake-quantized weights
+  // The Linears it covers use fake-quantized weights; so does the token
+  // embedding (and with it a tied head) when it covers "token_embd.weight".
+  WeightQuantizer* fake_quant = nullptr;
 };
 
 // Logits [n x vocab] of tokens laid out as n / seq_len sequences of seq_len

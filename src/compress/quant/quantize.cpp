@@ -16,6 +16,20 @@ bool head_is_tied(Transformer& m) { return m.config().tied_embeddings; }
 
 }  // namespace
 
+QuantizeOptions type_options(const QuantTarget& t, bool tied_embeddings) {
+  QuantizeOptions opt;
+  opt.target = t;
+  if (!t.is_block)
+    opt.head = QuantTarget::parse("int8ch");
+  else if (t.is_dense() || t.block == DType::Q8_0)
+    opt.head = t;
+  else
+    opt.head = QuantTarget::of_block(DType::Q6_K);
+  opt.quantize_embed = t.is_block && !t.is_dense();
+  opt.embed = tied_embeddings ? opt.head : t;
+  return opt;
+}
+
 QuantTarget layer_target(const QuantizeOptions& opt, const Linear& l, bool head) {
   auto it = opt.per_layer.find(l.name());
   const QuantTarget& t = it != opt.per_layer.end() ? it->second : head ? opt.head : opt.target;

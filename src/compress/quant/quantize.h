@@ -63,6 +63,14 @@ struct QuantizeReport {
 
 using LayerProgress = std::function<void(int layer, int n_layers, const std::string& what)>;
 
+// What `shrink quantize --type t` quantizes and into what (llama-quantize's
+// defaults): the block Linears into t; an untied output head into Q6_K for
+// ggml block types (Q8_0 for Q8_0, t itself for f16/bf16) and int8ch for
+// group formats; the token embedding, for quantized block types only, into t
+// (a table tied to the head: the head's type). `shrink qat` uses the same
+// choice, so its output and `shrink quantize`'s cover the same tensors.
+QuantizeOptions type_options(const QuantTarget& t, bool tied_embeddings);
+
 // Quantizes every Linear of the model in place (calib may be empty for rtn).
 QuantizeReport quantize_model(Transformer& model, const calib::CalibSet& calib, const QuantizeOptions& opt,
                               const LayerProgress& progress = {});

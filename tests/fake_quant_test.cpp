@@ -121,7 +121,7 @@ TEST(FakeQuant, QatTrainsAndExportsExactly) {
   OneThread one;
   LlamaParams teacher = LlamaParams::random(tiny_llama(false), 8, 0.5f);
   LlamaParams student = clone_params(teacher);
-  FakeQuant fq(student, FakeQuantConfig{2, 8, true, {"q", "k", "v", "o", "gate", "up", "down", "head"}});
+  FakeQuant fq(student, FakeQuantConfig{2, 8, true, {"q", "k", "v", "o", "gate", "up", "down", "head"}, false, {}});
   const int64_t seq = 8;
   const std::vector<int32_t> tokens = random_tokens(2 * seq, 11, 9);
   Graph tg;

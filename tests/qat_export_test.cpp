@@ -104,9 +104,15 @@ TEST(QatExport, ExportedWeightsEqualTheFakeQuantForward) {
     const bool block = c.type[0] == 'q';
     EXPECT_EQ(kinds.find(" token_embd.weight=") != std::string::npos, block) << kinds;
     EXPECT_EQ(kinds.find(" output.weight=") != std::string::npos, !c.tied) << kinds;
-    if (c.type == "q2_k") EXPECT_NE(kinds.find("ffn_down.weight=q4_0 rtn"), std::string::npos) << kinds;  // fallback
-    if (c.type == "q4_0" && c.lsq) EXPECT_NE(kinds.find("output.weight=q6_k rtn"), std::string::npos) << kinds;
-    if (c.type == "q4_0" && c.tied) EXPECT_NE(kinds.find("token_embd.weight=q6_k rtn"), std::string::npos) << kinds;
+    if (c.type == "q2_k") {  // fallback
+      EXPECT_NE(kinds.find("ffn_down.weight=q4_0 rtn"), std::string::npos) << kinds;
+    }
+    if (c.type == "q4_0" && c.lsq) {
+      EXPECT_NE(kinds.find("output.weight=q6_k rtn"), std::string::npos) << kinds;
+    }
+    if (c.type == "q4_0" && c.tied) {
+      EXPECT_NE(kinds.find("token_embd.weight=q6_k rtn"), std::string::npos) << kinds;
+    }
   }
 }
 
@@ -172,7 +178,9 @@ TEST(QatExport, TrainedModelExportsToTheFakeQuantLogits) {
     o.steps = 4, o.batch = 2, o.seq_len = 32, o.warmup = 1, o.lr = 3e-3, o.min_lr = 3e-4;
     Trainer trainer(p, data, {}, o, obj);
     for (int s = 0; s < 4; ++s) EXPECT_TRUE(std::isfinite(trainer.step().loss));
-    if (c.lsq) EXPECT_NE(steps_before[0], q.params()[0]->value.f32()[0]) << "LSQ steps did not move";
+    if (c.lsq) {
+      EXPECT_NE(steps_before[0], q.params()[0]->value.f32()[0]) << "LSQ steps did not move";
+    }
 
     const std::vector<int32_t> toks(data.begin(), data.begin() + 32);
     Graph g;

@@ -20,7 +20,7 @@
 // packed values spread to the lanes of its mask, zeros elsewhere) and one FMA
 // against the group's 16 x values; the value pointer then advances by
 // popcount(mask). Threaded over rows like the dense GEMV (row_slabs.h).
-// In a model: model/sparse_mask_weight.h (in memory only, no file format yet).
+// In a model and in GGUF files: model/sparse_mask_weight.h.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -4,6 +4,7 @@
 #   dense F32  vs 2:4 compressed f32 values     (shrink prune --sparsity 2:4 --compress)
 #   dense BF16 vs 2:4 compressed bf16 values
 #   dense F32  vs low-rank SVD at ratio 0.5, f32 factors (shrink factorize --svd randomized)
+#   dense F32  vs 70% magnitude-pruned, bitmask compressed (shrink prune --sparsity 0.7 --compress; SET=mask)
 # The machine is shared: every model is benched once per round, rounds
 # interleave the models, and the table gives medians over rounds of the
 # tokens/s, of the fraction of the bandwidth bound (`shrink bench`'s "of bound",
@@ -13,7 +14,7 @@
 # Env: SHRINK (binary), L500 / L500_BF16 (dense models; made by `shrink init` /
 # `shrink convert` when missing), OUT (work directory for the derived models
 # and JSON), THREADS (default "1 2"), BENCH (bench flags), SET (sparse | lowrank |
-# all, default all: which comparisons to run).
+# mask | all, default all: which comparisons to run; mask is not part of all).
 set -euo pipefail
 ROUNDS=${1:-3}
 SHRINK=${SHRINK:-./build/shrink}
@@ -33,19 +34,23 @@ make_model() {  # make_model FILE command...
   "$@" >&2
 }
 make_model "$L500" "$SHRINK" init --preset llama-500m -o "$L500"
-make_model "$L500_BF16" "$SHRINK" convert "$L500" --dtype bf16 -o "$L500_BF16"
-make_model "$OUT/l500-24c.gguf" "$SHRINK" prune "$L500" --sparsity 2:4 --compress -o "$OUT/l500-24c.gguf"
-make_model "$OUT/l500-bf16-24c.gguf" "$SHRINK" prune "$L500_BF16" --sparsity 2:4 --compress -o "$OUT/l500-bf16-24c.gguf"
-[ "$SET" = sparse ] || make_model "$OUT/l500-lr50.gguf" "$SHRINK" factorize "$L500" --method svd --svd randomized --ratio 0.5 \
+[ "$SET" = mask ] || make_model "$L500_BF16" "$SHRINK" convert "$L500" --dtype bf16 -o "$L500_BF16"
+if [ "$SET" = mask ]; then
+  make_model "$OUT/l500-m70.gguf" "$SHRINK" prune "$L500" --sparsity 0.7 --compress -o "$OUT/l500-m70.gguf"
+  MODELS=("dense-f32 $L500 dense-f32" "mask70-f32 $OUT/l500-m70.gguf dense-f32")
+fi
+[ "$SET" = mask ] || make_model "$OUT/l500-24c.gguf" "$SHRINK" prune "$L500" --sparsity 2:4 --compress -o "$OUT/l500-24c.gguf"
+[ "$SET" = mask ] || make_model "$OUT/l500-bf16-24c.gguf" "$SHRINK" prune "$L500_BF16" --sparsity 2:4 --compress -o "$OUT/l500-bf16-24c.gguf"
+[ "$SET" = sparse ] || [ "$SET" = mask ] || make_model "$OUT/l500-lr50.gguf" "$SHRINK" factorize "$L500" --method svd --svd randomized --ratio 0.5 \
   -o "$OUT/l500-lr50.gguf"
 
 # name file baseline-name
-MODELS=("dense-f32 $L500 dense-f32")
-[ "$SET" = lowrank ] || MODELS+=(
+[ "$SET" = mask ] || MODELS=("dense-f32 $L500 dense-f32")
+[ "$SET" = lowrank ] || [ "$SET" = mask ] || MODELS+=(
   "2:4-f32 $OUT/l500-24c.gguf dense-f32"
   "dense-bf16 $L500_BF16 dense-bf16"
   "2:4-bf16 $OUT/l500-bf16-24c.gguf dense-bf16")
-[ "$SET" = sparse ] || MODELS+=("lowrank0.5-f32 $OUT/l500-lr50.gguf dense-f32")
+[ "$SET" = sparse ] || [ "$SET" = mask ] || MODELS+=("lowrank0.5-f32 $OUT/l500-lr50.gguf dense-f32")
 OUT=$OUT/$SET
 mkdir -p "$OUT"
 rm -f "$OUT"/speed-*.json

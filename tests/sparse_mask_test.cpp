@@ -5,6 +5,7 @@
 // empty rows to dense ones.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -62,6 +63,14 @@ TEST(SparseMask, PackUnpackRoundTripsAndCountsBytes) {
         std::vector<float> back(w.size(), -1.0f);
         kernels::mask_unpack(m, back.data());
         for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], w[i]) << i;
+        std::vector<float> ref(w.size(), -1.0f);
+        kernels::mask_unpack_rows_ref(m, 0, rows, ref.data());
+        ASSERT_EQ(ref, w);
+        if (cpu_features().avx512f && rows > 1) {  // a slab that starts past row 0
+          std::vector<float> simd(size_t((rows - 1) * cols), -1.0f);
+          kernels::mask_unpack_rows_avx512(m, 1, rows - 1, simd.data());
+          ASSERT_TRUE(std::equal(simd.begin(), simd.end(), w.begin() + cols));
+        }
         for (int64_t r = 0; r < rows; ++r)  // mask bits past cols stay 0
           ASSERT_EQ(m.masks[r * m.groups() + m.groups() - 1] >> (cols - 16 * (m.groups() - 1)), 0);
       }

@@ -1,12 +1,14 @@
-// shrink convert MODEL -o OUT [--dtype f32|f16|bf16] [--sparse N:M] — rewrite a model
+// shrink convert MODEL -o OUT [--dtype f32|f16|bf16] [--sparse N:M|mask] — rewrite a model
 // in another format (OUT.gguf -> GGUF, otherwise a Hugging Face directory) and/or
-// dtype; --sparse stores an N:M-pruned model's block Linears compressed (GGUF).
+// dtype; --sparse stores a pruned model's block Linears compressed (GGUF): N:M
+// (model/sparse_weight.h) or, for unstructured sparsity, bitmask (model/sparse_mask_weight.h).
 #include <cstdio>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "model/sparse_mask_weight.h"
 #include "model/sparse_weight.h"
 #include "model/transformer.h"
 
@@ -18,12 +20,23 @@ struct ConvertArgs {
   std::string out, dtype, sparse;
 };
 
-// The block Linears of f compressed to N:M (model/sparse_weight.h), written back into f.
+// The block Linears of f compressed to N:M (model/sparse_weight.h) or bitmask
+// ("mask": those with at least kMaskMinSparsity zeros), written back into f.
 void compress_sparse(ModelFile& f, const std::string& pattern) {
+  if (pattern == "mask") {
+    Transformer model(f);
+    const int total = int(model.linears().size()) - 1, count = compress_model_mask(model);
+    SHRINK_CHECK(count > 0, "--sparse mask: no block Linear has ", int(kMaskMinSparsity * 100),
+                 "% or more zeros (prune it first, e.g. shrink prune --sparsity 0.7)");
+    model.export_to(f);
+    std::fprintf(stderr, "convert: %d of %d block Linears stored as bitmask f32 (the rest have under %d%% zeros: dense)\n",
+                 count, total, int(kMaskMinSparsity * 100));
+    return;
+  }
   int n = 0, m = 0;
   char colon = 0;
   std::istringstream in(pattern);
-  SHRINK_CHECK((in >> n >> colon >> m) && colon == ':' && in.peek() == EOF, "--sparse wants N:M such as 2:4, got '",
+  SHRINK_CHECK((in >> n >> colon >> m) && colon == ':' && in.peek() == EOF, "--sparse wants N:M such as 2:4 or mask, got '",
                pattern, "'");
   Transformer model(f);
   const int count = compress_model_nm(model, n, m);
@@ -51,7 +64,7 @@ void run_convert(const ConvertArgs& a) {
     convert_tensors(f, dt);
   }
   if (!a.sparse.empty()) {
-    SHRINK_CHECK(gguf, "--sparse writes shrink's compressed N:M convention, which exists in GGUF only: give -o FILE.gguf");
+    SHRINK_CHECK(gguf, "--sparse writes shrink's compressed sparse convention, which exists in GGUF only: give -o FILE.gguf");
     compress_sparse(f, a.sparse);
   }
   if (gguf)
@@ -72,7 +85,9 @@ void add_convert(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Weight type of matrices: f32, f16, bf16 (default: keep; HF output: f32)");
   cmd->add_option("--sparse", a->sparse,
                   "N:M (2:4, 4:8): store the block Linears of an N:M-pruned model compressed (kept values + "
-                  "indices; GGUF only, read by shrink, not llama.cpp); fails if a Linear breaks the pattern");
+                  "indices); fails if a Linear breaks the pattern. mask: for unstructured sparsity, store every block "
+                  "Linear with >= 50% zeros as per-16-column bitmasks + kept f32 values (others stay dense). GGUF "
+                  "only, read by shrink, not llama.cpp (docs/pruning.md)");
   cmd->callback([a] { run_convert(*a); });
 }
 

@@ -36,6 +36,18 @@ void run_inspect(const InspectArgs& a) {
   for (const auto& [_, s] : f.packed) ++schemes[s.name()];
   for (const auto& [_, s] : f.int8) ++schemes[s.name()];
   for (const auto& [name, n] : schemes) std::printf("quantized:    %d linears %s\n", n, name.c_str());
+  // shrink's compressed sparse linears (docs/pruning.md): named by their tensors' suffixes.
+  std::map<std::string, int> sparse;  // format -> linears
+  const auto has_suffix = [](const std::string& s, const std::string& x) {
+    return s.size() > x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+  };
+  for (const auto& [name, t] : f.tensors) {
+    if (has_suffix(name, ".weight.mask_bits")) ++sparse["bitmask f32 (mask_bits/mask_val/mask_meta)"];
+    if (has_suffix(name, ".weight.nm_meta") && t.numel() == 3)
+      ++sparse[std::to_string(t.ptr<const int32_t>()[0]) + ":" + std::to_string(t.ptr<const int32_t>()[1]) + " " +
+               std::string(dtype_name(f.get(name.substr(0, name.size() - 5) + "_val").dtype)) + " (nm_val/nm_idx/nm_meta)"];
+  }
+  for (const auto& [name, n] : sparse) std::printf("sparse:       %d linears %s\n", n, name.c_str());
   if (f.tokenizer)
     std::printf("tokenizer:    %s, %d tokens (bos %d, eos %d)\n", f.tokenizer->kind().c_str(), f.tokenizer->vocab_size(),
                 f.tokenizer->bos_id(), f.tokenizer->eos_id());

@@ -18,6 +18,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "model/sparse_mask_weight.h"
 #include "model/sparse_weight.h"
 
 namespace shrink::cli {
@@ -84,8 +85,7 @@ void run_prune(PruneArgs& a) {
                  "(and no --compress)");
   }
   prune::check_options(opt, !a.calib_file.empty());  // before loading anything
-  SHRINK_CHECK(!a.compress || (opt.pattern.is_nm() && is_gguf_path(a.out)),
-               "--compress needs an N:M --sparsity (2:4, 4:8) and a .gguf output (docs/pruning.md)");
+  SHRINK_CHECK(!a.compress || is_gguf_path(a.out), "--compress needs a .gguf output (docs/pruning.md)");
   ModelFile f = open_model(a.m, !a.calib_file.empty());
   Transformer model(f);
   calib::CalibSet calib;
@@ -104,7 +104,14 @@ void run_prune(PruneArgs& a) {
   progress_line(a.method + " done in " + std::to_string(int(rep.seconds)) + " s", true);
   nlohmann::json j = report_json(a, opt, rep);
 
-  if (a.compress) j["compressed_linears"] = compress_model_nm(model, opt.pattern.n, opt.pattern.m);
+  if (a.compress && opt.pattern.is_nm()) {
+    j["compressed_linears"] = compress_model_nm(model, opt.pattern.n, opt.pattern.m);
+    j["compressed_format"] = opt.pattern.name() + " n:m";
+  } else if (a.compress) {  // unstructured: bitmask, for the Linears sparse enough to gain from it
+    j["compressed_linears"] = compress_model_mask(model);
+    j["compressed_format"] = "bitmask f32";
+    j["compress_min_sparsity"] = kMaskMinSparsity;
+  }
   ModelFile out = f;
   model.export_to(out);
   if (is_gguf_path(a.out)) {
@@ -144,8 +151,10 @@ void add_prune(CLI::App& app) {
                   "Fraction of weights to zero in (0, 1) (0.5 or 50%), or N:M = keep N of every M consecutive "
                   "weights of a row (2:4, 4:8)");
   cmd->add_flag("--compress", a->compress,
-                "N:M only, GGUF only: store the pruned Linears compressed (kept values + 2/4-bit indices; shrink's "
-                "own convention, faster decode; llama.cpp cannot read it). Default: dense with zeros");
+                "GGUF only: store the pruned Linears compressed (shrink's own convention, llama.cpp cannot read "
+                "it). N:M: kept values + 2/4-bit indices. Unstructured: per-16-column bitmasks + kept f32 values, for "
+                "each Linear with >= 50% zeros (below that it stays dense: the kernel would not be faster). "
+                "Default: dense with zeros");
   cmd->add_flag("--global", a->global,
                 "magnitude, unstructured: one threshold over all block Linears; --structured: rank groups across "
                 "layers (scores divided by their layer's mean) instead of the same share per layer");

@@ -8,6 +8,7 @@
 // outermost first, so a weight with ne = [in, out] becomes shape {out, in}.
 // The row-major bytes are the same, so dense tensors map in place.
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -186,7 +187,9 @@ Tensor load_tensor(const GgufFile& g, const GgufTensorInfo& info) {
     const size_t n = std::strlen(suffix);
     return info.name.size() > n && info.name.compare(info.name.size() - n, n, suffix) == 0;
   };
-  const bool nm_int = dt == DType::I32 && (ends_with(".nm_idx") || ends_with(".nm_meta"));
+  // ... and those of bitmask sparse linears (model/sparse_mask_weight.h).
+  const bool nm_int = (dt == DType::I32 && (ends_with(".nm_idx") || ends_with(".nm_meta") || ends_with(".mask_meta"))) ||
+                      (dt == DType::I16 && ends_with(".mask_bits"));
   SHRINK_CHECK(known && (dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 || is_block_quantized(dt) || nm_int),
                g.path, ": tensor '", info.name, "' has unsupported type ", ggml_type_name(info.type),
                " (supported: ", kSupportedTypes, ")");
@@ -294,6 +297,13 @@ const ArchSpec& arch_for(const ModelConfig& c) {
   return c.qkv_bias ? kArchs[1] : kArchs[0];
 }
 
+// Source row of destination row r: rows are permuted within each head of head_dim rows.
+int64_t head_source_row(int64_t r, int head_dim, bool to_interleaved) {
+  const int64_t h = r / head_dim, j = r % head_dim, half = head_dim / 2;
+  const int64_t src = to_interleaved ? (j % 2 == 0 ? j / 2 : half + j / 2) : (j < half ? 2 * j : 2 * (j - half) + 1);
+  return h * head_dim + src;
+}
+
 // Reorders the q/k rows (or bias entries) of every head between NeoX order
 // (i, i+d/2 rotate together) and interleaved order (2i, 2i+1), so a model is
 // written in the RoPE convention its GGUF architecture implies.
@@ -303,13 +313,32 @@ Tensor permute_heads(const Tensor& t, int n_heads, int head_dim, bool to_interle
                int64_t(n_heads) * head_dim);
   const int64_t row_bytes = t.nbytes() / rows;
   Tensor out = Tensor::alloc(t.dtype, t.shape);
-  const int half = head_dim / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t h = r / head_dim, j = r % head_dim;
-    // Source row of destination row j within the head.
-    const int64_t src = to_interleaved ? (j % 2 == 0 ? j / 2 : half + j / 2) : (j < half ? 2 * j : 2 * (j - half) + 1);
-    std::memcpy(out.ptr<uint8_t>() + r * row_bytes, t.ptr<const uint8_t>() + (h * head_dim + src) * row_bytes,
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(out.ptr<uint8_t>() + r * row_bytes,
+                t.ptr<const uint8_t>() + head_source_row(r, head_dim, to_interleaved) * row_bytes,
                 static_cast<size_t>(row_bytes));
+  return out;
+}
+
+// The flat values of a bitmask sparse weight (rows of popcount(masks) values
+// back to back, model/sparse_mask_weight.h) in the row order permute_heads gives its masks.
+Tensor permute_mask_values(const Tensor& bits, const Tensor& vals, int n_heads, int head_dim, bool to_interleaved) {
+  const int64_t rows = bits.dim(0), groups = bits.dim(1);
+  SHRINK_CHECK(rows == int64_t(n_heads) * head_dim, "RoPE permutation: bitmask has ", rows, " rows, expected ",
+               int64_t(n_heads) * head_dim);
+  std::vector<int64_t> start(static_cast<size_t>(rows + 1), 0);
+  const uint16_t* mk = bits.ptr<const uint16_t>();
+  for (int64_t r = 0; r < rows; ++r) {
+    start[r + 1] = start[r];
+    for (int64_t g = 0; g < groups; ++g) start[r + 1] += std::popcount(mk[r * groups + g]);
+  }
+  SHRINK_CHECK(start.back() == vals.numel(), "RoPE permutation: bitmask marks ", start.back(), " values, tensor has ",
+               vals.numel());
+  Tensor out = Tensor::alloc(DType::F32, vals.shape);
+  float* o = out.f32();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t src = head_source_row(r, head_dim, to_interleaved);
+    o = std::copy(vals.ptr<const float>() + start[src], vals.ptr<const float>() + start[src + 1], o);
   }
   return out;
 }
@@ -460,11 +489,15 @@ std::map<std::string, Tensor> rope_fixups(const ModelFile& m, const ArchSpec& a)
   const bool to_interleaved = a.rope == RopeStyle::Interleaved;
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.heads(l)}, std::pair{"attn_k.", c.kv_heads(l)}})
+    for (const auto& [suffix, heads] : {std::pair{"attn_q.", c.heads(l)}, std::pair{"attn_k.", c.kv_heads(l)}}) {
       // Permuting W's rows = permuting U's rows, or the rows of N:M values and their indices.
-      for (const char* kind : {"weight", "bias", "weight.lr_u", "weight.nm_val", "weight.nm_idx"})
+      for (const char* kind : {"weight", "bias", "weight.lr_u", "weight.nm_val", "weight.nm_idx", "weight.mask_bits"})
         if (const Tensor* t = m.find(p + suffix + kind))
           out[p + suffix + kind] = permute_heads(*t, heads, c.head_dim, to_interleaved);
+      // Bitmask values are one flat run: moved row by row after the masks' popcounts.
+      const std::string bits = p + suffix + "weight.mask_bits", vals = p + suffix + "weight.mask_val";
+      if (m.find(bits)) out[vals] = permute_mask_values(m.get(bits), m.get(vals), heads, c.head_dim, to_interleaved);
+    }
   }
   return out;
 }
@@ -493,9 +526,13 @@ void save_gguf_model(const ModelFile& in, const std::string& path) {
     return e.first.size() > 5 && e.first.compare(e.first.size() - 5, 5, ".lr_u") == 0;
   });
   if (lowrank > 0) kv.push_back({"shrink.lowrank.count", GgufValue(static_cast<uint32_t>(lowrank))});
-  // Compressed N:M linears (BASE.weight.nm_val / .nm_idx / .nm_meta, docs/pruning.md), likewise.
-  const auto sparse = std::count_if(m.tensors.begin(), m.tensors.end(), [](const auto& e) {
-    return e.first.size() > 7 && e.first.compare(e.first.size() - 7, 7, ".nm_val") == 0;
+  // Compressed N:M linears (BASE.weight.nm_val / .nm_idx / .nm_meta) and bitmask ones
+  // (BASE.weight.mask_bits / .mask_val / .mask_meta), docs/pruning.md, likewise.
+  const auto has_suffix = [](const std::string& s, const std::string& x) {
+    return s.size() > x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+  };
+  const auto sparse = std::count_if(m.tensors.begin(), m.tensors.end(), [&](const auto& e) {
+    return has_suffix(e.first, ".nm_val") || has_suffix(e.first, ".mask_bits");
   });
   if (sparse > 0) kv.push_back({"shrink.sparse.count", GgufValue(static_cast<uint32_t>(sparse))});
 

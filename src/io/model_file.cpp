@@ -79,6 +79,15 @@ void check_shape(const ModelFile& m, const std::string& name, const std::vector<
                  ") do not stand for a weight of shape ", shape_str(shape));
     return;
   }
+  if (!t && m.find(name + ".mask_bits")) {  // bitmask sparse (model/sparse_mask_weight.h): bits, values, meta
+    const Tensor& meta = m.get(name + ".mask_meta");
+    const Tensor& bits = *m.find(name + ".mask_bits");
+    SHRINK_CHECK(m.find(name + ".mask_val") && meta.dtype == DType::I32 && meta.numel() == 1 && bits.ndim() == 2 &&
+                     shape.size() == 2 && bits.dim(0) == shape[0] && meta.ptr<const int32_t>()[0] == shape[1],
+                 m.path, ": bitmask sparse tensors of '", name, "' (bits ", shape_str(bits.shape),
+                 ") do not stand for a weight of shape ", shape_str(shape));
+    return;
+  }
   if (!t) {
     SHRINK_CHECK(!required, m.path, ": tensor '", name, "' is missing");
     return;

@@ -47,7 +47,7 @@ MaskMatrix mask_pack(const float* w, int64_t rows, int64_t cols) {
   return m;
 }
 
-void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
+void mask_unpack_rows_ref(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
   const int64_t ng = m.groups();
   std::fill(out, out + nr * m.cols, 0.0f);
   for (int64_t r = r0; r < r0 + nr; ++r) {
@@ -57,6 +57,11 @@ void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
       for (int j = 0; j < 16; ++j)
         if (m.masks[r * ng + g] >> j & 1) o[16 * g + j] = *v++;
   }
+}
+
+void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
+  if (use_avx512()) return mask_unpack_rows_avx512(m, r0, nr, out);
+  mask_unpack_rows_ref(m, r0, nr, out);
 }
 
 void mask_unpack(const MaskMatrix& m, float* out) { mask_unpack_rows(m, 0, m.rows, out); }

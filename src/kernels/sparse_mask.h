@@ -20,7 +20,7 @@
 // packed values spread to the lanes of its mask, zeros elsewhere) and one FMA
 // against the group's 16 x values; the value pointer then advances by
 // popcount(mask). Threaded over rows like the dense GEMV (row_slabs.h).
-// In a model: model/sparse_mask_weight.h (in memory only, no file format yet).
+// In a model and in GGUF files: model/sparse_mask_weight.h.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -42,8 +42,13 @@ struct MaskMatrix {
 MaskMatrix mask_pack(const float* w, int64_t rows, int64_t cols);
 // out[r * cols + c] = W[r, c] (zeros included).
 void mask_unpack(const MaskMatrix& m, float* out);
-// Rows [r0, r0 + nr) of W as f32 into out (nr x cols).
+// Rows [r0, r0 + nr) of W as f32 into out (nr x cols): the panels of mask_matmul's
+// several-token path. AVX-512: one vexpandps + store per 16 columns; else the scalar
+// bit loop mask_unpack_rows_ref (tested against each other).
 void mask_unpack_rows(const MaskMatrix& m, int64_t r0, int64_t nr, float* out);
+void mask_unpack_rows_ref(const MaskMatrix& m, int64_t r0, int64_t nr, float* out);
+// Call only when the CPU has AVX-512F.
+void mask_unpack_rows_avx512(const MaskMatrix& m, int64_t r0, int64_t nr, float* out);
 
 // y[r] = sum_c W[r, c] x[c].
 void mask_gemv(const MaskMatrix& m, const float* x, float* y);

@@ -65,4 +65,21 @@ SHRINK_AVX512 void mask_rows_avx512(const MaskMatrix& m, int64_t r0, int64_t r1,
   }
 }
 
+// Each group's values expanded to its 16 columns (zeros elsewhere) and stored;
+// the narrow last group stores only its columns (the row may end there).
+SHRINK_AVX512 void mask_unpack_rows_avx512(const MaskMatrix& m, int64_t r0, int64_t nr, float* out) {
+  const int64_t ng = m.groups(), full = m.cols / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (m.cols % 16)) - 1);
+  for (int64_t r = r0; r < r0 + nr; ++r) {
+    const uint16_t* mk = m.masks.data() + r * ng;
+    const float* v = m.values.data() + m.row_start[r];
+    float* o = out + (r - r0) * m.cols;
+    for (int64_t g = 0; g < full; ++g) {
+      _mm512_storeu_ps(o + 16 * g, _mm512_maskz_expandloadu_ps(mk[g], v));
+      v += _mm_popcnt_u32(mk[g]);
+    }
+    if (full < ng) _mm512_mask_storeu_ps(o + 16 * full, tail, _mm512_maskz_expandloadu_ps(mk[full], v));
+  }
+}
+
 }  // namespace shrink::kernels

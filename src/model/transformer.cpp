@@ -7,6 +7,7 @@
 #include "kernels/ops.h"
 #include "model/group_weight.h"
 #include "model/lowrank_weight.h"
+#include "model/sparse_mask_weight.h"
 #include "model/sparse_weight.h"
 #include "model/int8_weight.h"
 
@@ -20,7 +21,8 @@ Tensor f32_or_empty(const ModelFile& m, const std::string& name) {
 }
 
 // Linear `base` of the file: low-rank factors (BASE.weight.lr_u / lr_v),
-// compressed N:M sparse (BASE.weight.nm_val / nm_idx / nm_meta), pack-quantized (group weight), int-quantized (W8A8) or dense / block-quantized.
+// compressed N:M sparse (BASE.weight.nm_val / nm_idx / nm_meta), bitmask sparse
+// (BASE.weight.mask_bits / mask_val / mask_meta), pack-quantized (group weight), int-quantized (W8A8) or dense / block-quantized.
 Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bias) {
   const Tensor b = bias ? bias->to(DType::F32) : Tensor();
   if (const Tensor* u = m.find(lowrank_u_name(base)))
@@ -29,6 +31,11 @@ Linear file_linear(const ModelFile& m, const std::string& base, const Tensor* bi
     return Linear(base,
                   sparse_weight_from_tensors(*v, m.get(sparse_index_name(base)), m.get(sparse_meta_name(base)),
                                              m.path + ": " + base),
+                  b);
+  if (const Tensor* bits = m.find(mask_bits_name(base)))
+    return Linear(base,
+                  mask_weight_from_tensors(*bits, m.get(mask_values_name(base)), m.get(mask_meta_name(base)),
+                                           m.path + ": " + base),
                   b);
   if (m.packed.count(base)) return Linear(base, group_weight_from_file(m, base), b);
   if (m.int8.count(base)) return Linear(base, int8_weight_from_file(m, base), b);
@@ -87,6 +94,8 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
     m.tensors.erase(lowrank_u_name(l.name())), m.tensors.erase(lowrank_v_name(l.name()));  // a stale low-rank form
     for (const auto& stale : {sparse_values_name(l.name()), sparse_index_name(l.name()), sparse_meta_name(l.name())})
       m.tensors.erase(stale);  // a stale N:M form
+    for (const auto& stale : {mask_bits_name(l.name()), mask_values_name(l.name()), mask_meta_name(l.name())})
+      m.tensors.erase(stale);  // a stale bitmask form
     if (const auto* lr = dynamic_cast<const LowRankWeight*>(&l.weight())) {
       m.tensors[lowrank_u_name(l.name())] = lr->u();
       m.tensors[lowrank_v_name(l.name())] = lr->v();
@@ -95,6 +104,11 @@ void Transformer::export_to(ModelFile& m, bool group_packed) {
       m.tensors[sparse_values_name(l.name())] = sp->values();
       m.tensors[sparse_index_name(l.name())] = sp->indices();
       m.tensors[sparse_meta_name(l.name())] = sparse_meta_tensor(sp->shape());
+      m.tensors.erase(key);
+    } else if (const auto* mw = dynamic_cast<const SparseMaskWeight*>(&l.weight())) {
+      m.tensors[mask_bits_name(l.name())] = mask_bits_tensor(mw->matrix());
+      m.tensors[mask_values_name(l.name())] = mask_values_tensor(mw->matrix());
+      m.tensors[mask_meta_name(l.name())] = mask_meta_tensor(mw->matrix());
       m.tensors.erase(key);
     } else if (g && group_packed) {
       group_weight_to_file(*g, l.name(), m);

@@ -216,9 +216,9 @@ void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions
                            : a.start + (o.steps - a.start) * 3 / 4 / a.every * a.every;
   SHRINK_CHECK(g.end <= o.steps, "--prune-end (", g.end, ") is past --steps (", o.steps, ")");
   g.validate();
-  std::vector<train::Parameter*> weights;
-  for (auto& b : model.blocks)
-    for (train::Parameter* p : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) weights.push_back(p);
+  std::vector<train::Parameter*> weights;  // the block Linears: linears() without the output head
+  for (train::Parameter* p : model.linears())
+    if (p != &model.output) weights.push_back(p);
   auto pruner = std::make_shared<prune::GradualPruner>(weights, g);
   objective.after_update = [pruner](int64_t step) { pruner->after_update(step); };
   objective.trajectory["gradual_prune"] = {

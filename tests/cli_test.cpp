@@ -86,6 +86,11 @@ TEST(Cli, InitEvalBenchOnRandomModel) {
   const Result eval = run("eval " + dir + "/tiny.gguf --ppl " + std::string(SHRINK_SOURCE_DIR) + "/data/demo.txt --ctx 64");
   EXPECT_EQ(eval.code, 0) << eval.out;
   EXPECT_NE(eval.out.find("PPL = "), std::string::npos) << eval.out;
+  // An f32 model scores the same however the window is split into forward calls.
+  const Result ub = run("eval " + dir + "/tiny.gguf --ppl " + std::string(SHRINK_SOURCE_DIR) + "/data/demo.txt --ctx 64 --ubatch 5");
+  ASSERT_EQ(ub.code, 0) << ub.out;
+  EXPECT_NEAR(std::stod(ub.out.substr(ub.out.find("PPL = ") + 6)), std::stod(eval.out.substr(eval.out.find("PPL = ") + 6)),
+              1e-3) << ub.out << eval.out;
   const Result bench = run("bench " + dir + "/tiny.gguf -p 8 -n 4 -r 1 -t 1 --no-bandwidth");
   EXPECT_EQ(bench.code, 0) << bench.out;
   EXPECT_NE(bench.out.find("tok/s"), std::string::npos) << bench.out;

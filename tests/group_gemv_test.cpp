@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/group_gemv.h"
@@ -166,6 +167,33 @@ TEST(GroupGemv, ExactViewsKeepF32Activations) {
   EXPECT_FALSE(kernels::group_uses_q8(m.v));
   kernels::group_gemv(m.v, x.data(), y.data());
   expect_close(m.v, x, y, ref, 1, "exact");
+}
+
+// group_round_act is the rounding the q8 kernels apply: their products equal the dequantized
+// weights times the rounded x (to f32 summation order) at awkward widths; views with f32 kernels
+// get x back unchanged.
+TEST(GroupGemv, RoundActIsTheQ8KernelsRounding) {
+  for (const auto& [bits, cols, group] : {std::tuple<int, int64_t, int64_t>{4, 256, 32}, {4, 200, 40}, {2, 300, 64},
+                                         {8, 72, 0}, {4, 1000, 128}, {2, 33, 32}}) {
+    const Matrix m = random_matrix(bits, 9, cols, group, bits == 8, false, uint32_t(cols));
+    ASSERT_TRUE(kernels::group_uses_q8(m.v)) << describe(m.v, group, bits == 8, 1);
+    std::vector<float> x = random_x(cols, uint32_t(bits * cols));
+    x[cols / 3] *= 40;  // an outlier sets one block's scale
+    std::vector<float> xr(static_cast<size_t>(cols)), y(9), ref(9);
+    kernels::group_round_act(m.v, x.data(), xr.data());
+    kernels::group_gemv(m.v, x.data(), y.data());
+    kernels::group_matmul_ref(m.v, xr.data(), ref.data(), 1);
+    expect_close(m.v, xr, y, ref, 1, "round_act " + describe(m.v, group, bits == 8, 1));
+    double moved = 0;
+    for (int64_t c = 0; c < cols; ++c) moved = std::max(moved, double(std::fabs(xr[c] - x[c])));
+    EXPECT_GT(moved, 0) << "x was not rounded";
+  }
+  Matrix m = random_matrix(4, 4, 128, 32, false, false, 3);
+  m.v.exact = true;
+  const std::vector<float> x = random_x(128, 4);
+  std::vector<float> xr(128);
+  kernels::group_round_act(m.v, x.data(), xr.data());
+  EXPECT_EQ(xr, x);
 }
 
 TEST(GroupGemv, EightBitCodebooksAndStraddlingGroupsTakeTheScalarPath) {

@@ -217,6 +217,19 @@ TEST(QDot, ActivationQuantizersFollowGgml) {
   EXPECT_EQ(bk[1].d, 0.0f);
 }
 
+// The library's dequantize_act (what QAT replays) gives the values this test's own reading of the blocks gives.
+TEST(QDot, DequantizeActGivesTheBlocksValues) {
+  std::mt19937 rng(9);
+  for (DType t : kTypes) {
+    const int64_t n = 3 * dtype_traits(t).block_elems;
+    const auto x = random_x(n, rng);
+    const auto a = quantize(t, x);
+    std::vector<float> got(static_cast<size_t>(n));
+    dequantize_act(t, a.data(), got.data(), n);
+    EXPECT_EQ(got, dequant_act(t, a.data(), n)) << dtype_name(t);
+  }
+}
+
 TEST(QDot, ReferenceMatchesDequantizedDot) {
   std::mt19937 rng(2);
   for (DType t : kTypes) {

@@ -55,7 +55,7 @@ void run_eval(const EvalArgs& a) {
     std::printf("base PPL = %.4f; KLD(base||model) = %.6f +/- %.6f; top-1 agreement = %.2f%%\n", res.base_ppl, res.kld,
                 res.kld_err, 100.0 * res.top1);
   if (!a.json_out.empty()) {
-    nlohmann::json j = {{"model", a.m.model}, {"text", a.ppl_file}, {"ctx", opt.n_ctx}, {"chunks", res.chunks},
+    nlohmann::json j = {{"model", a.m.model}, {"text", a.ppl_file}, {"ctx", opt.n_ctx}, {"ubatch", opt.ubatch}, {"chunks", res.chunks},
                         {"all_positions", opt.all_positions}, {"tokens_scored", res.scored}, {"ppl", res.ppl},
                         {"ppl_err", res.ppl_err}, {"kv_cache", kv_type_name(opt.kv_cache)},
                         {"seconds", res.seconds}};
@@ -87,6 +87,11 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--base-kv-cache", a->base_kv, "KV-cache type of the base model")
       ->capture_default_str()
       ->check(CLI::IsMember(kv_type_names()));
+  cmd->add_option("--ubatch", a->p.ubatch, "Tokens per forward call (llama.cpp's -ub; 0 = the whole window). Below "
+                  "16..128 rows the quantized-weight kernels round activations to Q8 as decode does; a whole window "
+                  "dequantizes the weights and multiplies f32 activations")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--all-positions", a->p.all_positions, "Score every position, not only the second half of each window");
   cmd->add_option("--json", a->json_out, "Also write the results as JSON to this file");
   cmd->callback([a] { run_eval(*a); });

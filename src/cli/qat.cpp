@@ -7,10 +7,14 @@
 // then written in that format: GGUF for ggml block types, a Hugging Face
 // directory (compressed-tensors pack-quantized) for shrink's group formats.
 // With --ppl it reports the fake-quant graph's perplexity and that of the
-// written file reloaded, under `shrink eval --ppl`'s protocol: they agree.
+// written file reloaded, under `shrink eval --ppl`'s protocol (whole windows,
+// f32 activations: equal to the graph's without --act-quant) and with
+// decode's Q8 activations (--ubatch 8: equal to the graph's with
+// --act-quant runtime).
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/train_common.h"
@@ -26,7 +30,7 @@ namespace {
 
 struct QatArgs {
   ModelArgs model;
-  std::string type, init = "rtn", teacher, loss = "fkl", calib_file, ppl_file;
+  std::string type, init = "rtn", teacher, loss = "fkl", calib_file, ppl_file, act_quant = "none";
   bool lsq = false, keep_head = false, keep_embed = false;
   float alpha = 1.0f, temperature = 1.0f;
   int64_t calib_tokens = 32768;
@@ -63,6 +67,10 @@ void start_from_gptq(const QatArgs& a, const ModelFile& m, const quant::Quantize
   qat.start_from(p, q);
 }
 
+// Forward calls of this many tokens take every quantized kernel's Q8-activation path (qmatmul below 64/128
+// rows, group products below 16), as decode does.
+constexpr int kQ8Ubatch = 8;
+
 void report_ppl(const QatArgs& a, const char* what, double ppl, int64_t scored, int chunks) {
   std::printf("qat: %s: PPL %.4f (%s, %d windows of %d, %lld tokens scored)\n", what, ppl, a.ppl_file.c_str(), chunks,
               a.ctx, (long long)scored);
@@ -77,7 +85,8 @@ void run_qat(const QatArgs& a) {
   const quant::QuantizeOptions opt = qat_options(a, m);
   SHRINK_CHECK(a.init == "rtn" || a.init == "gptq", "--init must be rtn or gptq (got '", a.init, "')");
   train::LlamaParams model = train::LlamaParams::from_model_file(m);
-  train::QatQuantizer qat(model, opt, a.lsq);
+  const auto act = a.act_quant == "runtime" ? train::QatActivations::Runtime : train::QatActivations::None;
+  train::QatQuantizer qat(model, opt, a.lsq, act);
   if (a.init == "gptq") start_from_gptq(a, m, opt, model, qat);
   const train::TokenSplit data = load_train_data(a.run, *m.tokenizer, "qat");
 
@@ -109,7 +118,7 @@ void run_qat(const QatArgs& a) {
     plan_json[name] = what;
     if (name.rfind("blk.", 0) != 0 || name.rfind("blk.0.", 0) == 0) plan_text += "\n  " + name + ": " + what;
   }
-  objective.trajectory["qat"] = {{"type", opt.target.name()}, {"lsq", a.lsq}, {"init", a.init},
+  objective.trajectory["qat"] = {{"type", opt.target.name()}, {"lsq", a.lsq}, {"init", a.init}, {"act", a.act_quant},
                                  {"teacher", a.teacher}, {"plan", plan_json}};
   std::fprintf(stderr, "qat: %s; %zu tensors fake-quantized (blocks 1.. as block 0):%s\nqat: %zu train / %zu "
                "validation tokens%s\n", model.cfg.summary().c_str(), qat.plan().size(), plan_text.c_str(),
@@ -140,7 +149,11 @@ void run_qat(const QatArgs& a) {
     eval::PerplexityOptions po;
     po.n_ctx = a.ctx, po.chunks = a.chunks, po.bos_id = bos;
     const auto r = eval::perplexity(t, ppl_tokens, po);
-    report_ppl(a, "written model (as `shrink eval --ppl`)", r.ppl, r.scored, r.chunks);
+    report_ppl(a, "written model, f32 activations (as `shrink eval --ppl`)", r.ppl, r.scored, r.chunks);
+    po.ubatch = kQ8Ubatch;
+    const auto rq = eval::perplexity(t, ppl_tokens, po);
+    report_ppl(a, ("written model, Q8 activations as at decode (`shrink eval --ppl --ubatch " +
+                   std::to_string(kQ8Ubatch) + "`)").c_str(), rq.ppl, rq.scored, rq.chunks);
   }
 }
 
@@ -173,6 +186,13 @@ void add_qat(CLI::App& app) {
                   "Starting point of the block Linears: rtn (the f32 weights, RTN's scales) or gptq (GPTQ's result "
                   "on --calib: its dequantized weights and, with --lsq, its scales)")
       ->capture_default_str();
+  cmd->add_option("--act-quant", a->act_quant,
+                  "Activations in training: none (f32, as shrink's prefill multiplies) or runtime (each quantized "
+                  "Linear's input rounded as its decode kernel rounds it: ggml's Q8_0/Q8_1 per 32 for 32-blocks, "
+                  "Q8_K per 256 for K-quants, int8 per 16 words for int2/4/8 groups; llama.cpp's CPU backend "
+                  "rounds so at every batch size). Straight-through gradients")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "runtime"}));
   cmd->add_option("--calib", a->calib_file, "--init gptq: calibration text")->check(CLI::ExistingFile);
   cmd->add_option("--calib-tokens", a->calib_tokens, "--init gptq: calibration tokens")->capture_default_str();
   cmd->add_flag("--keep-head", a->keep_head, "Leave the output head unquantized (as `shrink quantize --keep-head`)");

@@ -37,6 +37,14 @@ struct Accum {
   }
 };
 
+// All logits of a window, ubatch tokens per forward call (0: one call).
+void forward_window(Transformer& model, const std::vector<int32_t>& window, KVCache& cache, std::vector<float>& logits,
+                    int ubatch) {
+  const int n = int(window.size()), step = ubatch > 0 ? ubatch : n, vocab = model.config().vocab_size;
+  for (int i = 0; i < n; i += step)
+    model.forward(window.data() + i, std::min(step, n - i), cache, logits.data() + int64_t(i) * vocab, true);
+}
+
 }  // namespace
 
 PerplexityResult perplexity(Transformer& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt,
@@ -68,10 +76,10 @@ PerplexityResult perplexity(Transformer& model, const std::vector<int32_t>& toke
     std::copy(tokens.begin() + int64_t(c) * n_ctx, tokens.begin() + int64_t(c + 1) * n_ctx, window.begin());
     window[0] = opt.bos_id;
     cache.clear();
-    model.forward(window.data(), n_ctx, cache, logits.data(), true);
+    forward_window(model, window, cache, logits, opt.ubatch);
     if (base) {
       base_cache.clear();
-      base->forward(window.data(), n_ctx, base_cache, base_logits.data(), true);
+      forward_window(*base, window, base_cache, base_logits, opt.ubatch);
     }
     for (int j = first; j < n_ctx - 1; ++j) {
       const int32_t target = tokens[int64_t(c) * n_ctx + j + 1];

@@ -25,6 +25,10 @@ struct PerplexityOptions {
   int32_t bos_id = 1;
   KvType kv_cache = KvType::F32;       // the model's KV cache
   KvType base_kv_cache = KvType::F32;  // the base model's
+  // Tokens per forward call (llama.cpp's -ub); 0 = the whole window at once.
+  // Quantized weights multiply Q8-rounded activations below 16..128 rows
+  // (kernels/qdot.h qmatmul), as at decode; a whole window takes the f32 path.
+  int ubatch = 0;
 };
 
 struct PerplexityResult {

@@ -204,8 +204,21 @@ void make_f32_input(Plan& p, const float* x, PlanBuffers& b) {
   p.xsum = b.xsum.data();
 }
 
-// x rounded to int8 per block of kQ8Words words (round half to even, as
-// ggml's x86 quantize_row_q8_0), laid out for vpdpbusd (group_gemv_simd.h).
+// The q8 kernels' rounding of one block of x: d = max|x| / 127 and codes
+// round-half-even(x · 127 / max|x|) clamped to ±127 (ggml's x86
+// quantize_row_q8_0), half to even by the 1.5 · 2^23 trick, which
+// std::nearbyint matches in the default mode.
+struct Q8Scale {
+  float d, id;
+};
+Q8Scale q8_scale(const float* x, int64_t n) {
+  float amax = 0;
+  for (int64_t c = 0; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));
+  return {amax / 127.0f, amax > 0 ? 127.0f / amax : 0.0f};
+}
+inline int q8_code(float x, float id) { return std::clamp(static_cast<int>((x * id + 12582912.0f) - 12582912.0f), -127, 127); }
+
+// x rounded to int8 per block of kQ8Words words, laid out for vpdpbusd (group_gemv_simd.h).
 void make_q8_input(Plan& p, const float* x, PlanBuffers& b) {
   const GroupQuantView& w = *p.w;
   const int64_t pw = w.per_word(), G = w.n_groups(), block_cols = group_impl::kQ8Words * pw;
@@ -222,20 +235,16 @@ void make_q8_input(Plan& p, const float* x, PlanBuffers& b) {
     std::fill(gsum.begin(), gsum.end(), 0.0);
     for (int64_t blk = 0; blk < p.q8_blocks; ++blk) {
       const int64_t c0 = blk * block_cols, c1 = std::min(w.cols, c0 + block_cols);
-      float amax = 0;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(xt[c]));
-      const float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+      const auto [d, id] = q8_scale(xt + c0, c1 - c0);
       b.dx[t * p.q8_blocks + blk] = d;
       int8_t* xb = b.xq.data() + t * p.xq_stride + blk * cpb * 64;
-      // Word by word (a word lies in one group); rounding half to even by the
-      // 1.5 * 2^23 trick, which std::nearbyint matches in the default mode.
-      for (int64_t i = 0; i < group_impl::kQ8Words && c0 + i * pw < c1; ++i) {
+      for (int64_t i = 0; i < group_impl::kQ8Words && c0 + i * pw < c1; ++i) {  // word by word (a word lies in one group)
         const int64_t cw = c0 + i * pw;
         int32_t sum = 0;
         for (int64_t pos = 0; pos < pw && cw + pos < c1; ++pos) {
-          const int q = static_cast<int>((xt[cw + pos] * id + 12582912.0f) - 12582912.0f);
-          xb[(pos % cpb) * 64 + 4 * i + pos / cpb] = static_cast<int8_t>(std::clamp(q, -127, 127));
-          sum += std::clamp(q, -127, 127);
+          const int q = q8_code(xt[cw + pos], id);
+          xb[(pos % cpb) * 64 + 4 * i + pos / cpb] = static_cast<int8_t>(q);
+          sum += q;
         }
         gsum[G == 1 ? 0 : cw / w.group_len] += double(d) * sum;
       }
@@ -323,6 +332,19 @@ void group_matmul_ref(const GroupQuantView& w, const float* x, float* y, int64_t
 }
 
 bool group_uses_q8(const GroupQuantView& w) { return pick(w).q8; }
+
+void group_round_act(const GroupQuantView& w, const float* x, float* out) {
+  if (!group_uses_q8(w)) {
+    std::copy(x, x + w.cols, out);
+    return;
+  }
+  const int64_t block_cols = group_impl::kQ8Words * w.per_word();
+  for (int64_t c0 = 0; c0 < w.cols; c0 += block_cols) {
+    const int64_t c1 = std::min(w.cols, c0 + block_cols);
+    const auto [d, id] = q8_scale(x + c0, c1 - c0);
+    for (int64_t c = c0; c < c1; ++c) out[c] = d * float(q8_code(x[c], id));
+  }
+}
 
 const char* group_gemv_path(const GroupQuantView& w) {
   const Choice c = pick(w);

@@ -77,6 +77,10 @@ enum class GroupKernel { F32, Q8, Dequant };
 bool group_matmul_with(const char* isa, GroupKernel k, const GroupQuantView& w, const float* x, float* y, int64_t n);
 // Whether the view's decode uses int8 activations (q8 kernels).
 bool group_uses_q8(const GroupQuantView& w);
+// x [w.cols] as group_gemv's decode sees it: rounded to int8 per q8 block and
+// dequantized when group_uses_q8(w), else unchanged (quantization-aware
+// training replays it: train/qat.h, --act-quant runtime).
+void group_round_act(const GroupQuantView& w, const float* x, float* out);
 
 // The path group_gemv takes for this view on this CPU: "avx512vnni q8",
 // "avx2 q8", "scalar q8", "avx512", "avx2" or "scalar".

@@ -330,6 +330,27 @@ void quantize_act_ref(DType t, const float* x, void* act, int64_t n) {
   }
 }
 
+void dequantize_act(DType t, const void* act, float* out, int64_t n) {
+  check_shape(t, n);
+  switch (qdot_act_type(t)) {
+    case QAct::Q8_0: {
+      const auto* b = static_cast<const BlockQ8_0*>(act);
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(b[i / kQK].d) * float(b[i / kQK].qs[i % kQK]);
+      return;
+    }
+    case QAct::Q8_1: {
+      const auto* b = static_cast<const BlockQ8_1*>(act);
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(b[i / kQK].d) * float(b[i / kQK].qs[i % kQK]);
+      return;
+    }
+    case QAct::Q8_K: {
+      const auto* b = static_cast<const BlockQ8_K*>(act);
+      for (int64_t i = 0; i < n; ++i) out[i] = b[i / kQK_K].d * float(b[i / kQK_K].qs[i % kQK_K]);
+      return;
+    }
+  }
+}
+
 void quantize_act(DType t, const float* x, void* act, int64_t n) {
   static const QuantFn fn = quant_fn();
   check_shape(t, n);

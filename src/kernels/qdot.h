@@ -45,6 +45,10 @@ int64_t qdot_act_bytes(DType wtype, int64_t n);
 // identical bytes. n must be a multiple of wtype's block size.
 void quantize_act(DType wtype, const float* x, void* act, int64_t n);
 void quantize_act_ref(DType wtype, const float* x, void* act, int64_t n);
+// The values activation blocks stand for (qs * d), n of them: with
+// quantize_act, the rounding a wtype product applies to its input, which
+// quantization-aware training replays (train/qat.h, --act-quant runtime).
+void dequantize_act(DType wtype, const void* act, float* out, int64_t n);
 
 // dot(w, a) over n values: w is n/block_elems blocks of wtype, a the matching
 // activation blocks. vec_dot dispatches like qgemv; vec_dot_ref is the scalar reference.

@@ -135,9 +135,12 @@ struct GraphBuilder {
 
   // x · Wᵀ, W fake-quantized and a LoRA term added where those cover W.
   Var linear_of(Parameter& w, Var x) const {
-    Var wv = weight(w);
-    if (opt.fake_quant && opt.fake_quant->covers(w.name)) wv = opt.fake_quant->apply(g, w.name, wv);
-    Var y = linear(x, wv);
+    Var wv = weight(w), xin = x;
+    if (opt.fake_quant && opt.fake_quant->covers(w.name)) {
+      wv = opt.fake_quant->apply(g, w.name, wv);
+      xin = opt.fake_quant->apply_input(g, w.name, x);
+    }
+    Var y = linear(xin, wv);
     if (opt.lora)
       if (Var delta = opt.lora->delta(g, w.name, x)) y = add(y, delta);
     return y;
@@ -179,13 +182,15 @@ Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, i
   const GraphBuilder gb{g, opt};
   if (opt.taps) opt.taps->assign(p.blocks.size(), BlockTaps{});
   Var emb = gb.weight(p.tok_embd);
-  if (opt.fake_quant && opt.fake_quant->covers(p.tok_embd.name)) emb = opt.fake_quant->apply(g, p.tok_embd.name, emb);
+  const bool embd_quantized = opt.fake_quant && opt.fake_quant->covers(p.tok_embd.name);
+  if (embd_quantized) emb = opt.fake_quant->apply(g, p.tok_embd.name, emb);
   Var x = embedding(emb, tokens);
   for (size_t l = 0; l < p.blocks.size(); ++l)
     x = llama_block(gb, p.cfg, int(l), p.blocks[l], x, pos, seq_len, opt.taps ? &(*opt.taps)[l] : nullptr);
   Var xn = rmsnorm(x, gb.weight(p.out_norm), p.cfg.norm_eps);
   // A tied head is the embedding table itself (fake-quantized with it, if at all); LoRA does not cover it.
-  return p.output.value.empty() ? linear(xn, emb) : gb.linear_of(p.output, xn);
+  if (!p.output.value.empty()) return gb.linear_of(p.output, xn);
+  return linear(embd_quantized ? opt.fake_quant->apply_input(g, p.tok_embd.name, xn) : xn, emb);
 }
 
 }  // namespace shrink::train

@@ -25,6 +25,13 @@ class WeightQuantizer {
   virtual bool covers(const std::string& weight_name) const = 0;
   // The fake-quantized weight `w` (the graph's leaf of the Parameter named weight_name).
   virtual Var apply(Graph& g, const std::string& weight_name, Var w) = 0;
+  // The input x of the Linear whose weight is weight_name, as the exported
+  // model's kernel rounds it (activation fake quantization); by default, x.
+  // A tied head asks with "token_embd.weight".
+  virtual Var apply_input(Graph& g, const std::string& weight_name, Var x) {
+    (void)g, (void)weight_name;
+    return x;
+  }
 };
 
 struct LlamaBlockParams {

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/group_gemv.h"
+#include "kernels/qdot.h"
 #include "kernels/quant_blocks.h"
 #include "model/group_weight.h"
 
@@ -41,6 +43,36 @@ Var fake_quant_target(Var w, const quant::QuantTarget& t, bool embedding) {
   return y;
 }
 
+Var fake_quant_rows(Var x, const std::function<void(const float*, float*)>& round_row) {
+  const int64_t cols = x->value.shape.back(), rows = x->value.numel() / cols;
+  Tensor r = Tensor::alloc(DType::F32, x->value.shape);
+  for (int64_t i = 0; i < rows; ++i) round_row(x->value.f32() + i * cols, r.f32() + i * cols);
+  Var y = x->graph->make(std::move(r), {x});
+  if (y->requires_grad)
+    y->backward = [=] {
+      const int64_t n = x->value.numel();
+      for (int64_t i = 0; i < n; ++i) x->g()[i] += y->g()[i];
+    };
+  return y;
+}
+
+QatQuantizer::InputRounding QatQuantizer::runtime_rounding(const quant::QuantTarget& t, const Tensor& w) {
+  const int64_t cols = w.dim(1);
+  if (t.is_block) {
+    if (!kernels::qdot_supported(t.block)) return {};  // dense fallbacks (F16, BF16) multiply f32
+    const DType type = t.block;
+    return [type, cols](const float* x, float* out) {
+      std::vector<uint8_t> act(size_t(kernels::qdot_act_bytes(type, cols)));
+      kernels::quantize_act(type, x, act.data(), cols);
+      kernels::dequantize_act(type, act.data(), out, cols);
+    };
+  }
+  std::shared_ptr<const WeightRepr> q = quant::quantize_matrix(t, w, nullptr);
+  const auto* g = dynamic_cast<const GroupQuantWeight*>(q.get());
+  if (!g || !kernels::group_uses_q8(g->view())) return {};
+  return [q, g](const float* x, float* out) { kernels::group_round_act(g->view(), x, out); };
+}
+
 namespace {
 
 // Q4_0's RTN steps: each block's signed f16 d from ggml's quantizer.
@@ -56,7 +88,7 @@ Tensor q4_0_steps(const Tensor& w) {
 
 }  // namespace
 
-QatQuantizer::QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq) {
+QatQuantizer::QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq, QatActivations act) {
   check_qat_target(opt.target, lsq);
   SHRINK_CHECK(opt.per_layer.empty(), "QAT takes one target for the block Linears (no per-layer mix)");
   std::vector<std::string> lsq_names;
@@ -69,6 +101,7 @@ QatQuantizer::QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt
     e.target = quant::fit_target(head ? opt.head : opt.target, w->value.dim(1));
     e.lsq = lsq && !head && e.target.name() == opt.target.name();
     if (e.lsq) lsq_names.push_back(w->name);
+    if (act == QatActivations::Runtime) e.round_input = runtime_rounding(e.target, w->value);
     plan_[w->name] = e;
     order_.push_back(w->name);
   }
@@ -77,6 +110,9 @@ QatQuantizer::QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt
     Entry e;
     e.target = quant::fit_target(opt.embed, model.tok_embd.value.dim(1));
     e.embedding = true;
+    // The table's rows are the tied head's rows: its input is rounded as that head's product rounds it.
+    if (act == QatActivations::Runtime && model.cfg.tied_embeddings)
+      e.round_input = runtime_rounding(e.target, model.tok_embd.value);
     if (!e.target.is_dense()) {
       plan_[model.tok_embd.name] = e;
       order_.insert(order_.begin(), model.tok_embd.name);
@@ -103,11 +139,17 @@ Var QatQuantizer::apply(Graph& g, const std::string& name, Var w) {
   return fake_quant_target(w, it->second.target, it->second.embedding);
 }
 
+Var QatQuantizer::apply_input(Graph&, const std::string& name, Var x) {
+  const auto it = plan_.find(name);
+  SHRINK_CHECK(it != plan_.end(), "QAT does not cover ", name);
+  return it->second.round_input ? fake_quant_rows(x, it->second.round_input) : x;
+}
+
 std::vector<std::pair<std::string, std::string>> QatQuantizer::plan() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const std::string& name : order_) {
     const Entry& e = plan_.at(name);
-    out.emplace_back(name, e.target.name() + (e.lsq ? " lsq" : " rtn"));
+    out.emplace_back(name, e.target.name() + (e.lsq ? " lsq" : " rtn") + (e.round_input ? " +act" : ""));
   }
   return out;
 }

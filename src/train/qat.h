@@ -19,6 +19,7 @@
 // Either way the exported weights dequantize to the fake-quant forward's
 // weights bit for bit (tests/qat_export_test.cpp).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,13 +39,28 @@ bool qat_lsq_supports(const quant::QuantTarget& t);
 // (dense types, OneBit sign formats; with lsq, anything but qat_lsq_supports).
 void check_qat_target(const quant::QuantTarget& t, bool lsq);
 
+// What the exported model's kernels do to each quantized Linear's input,
+// replayed in the forward (`shrink qat --act-quant`):
+//   None     inputs stay f32: the numerics of shrink's prefill, whose
+//            quantized matmuls dequantize the weights for n >= 16..128 rows.
+//   Runtime  the rounding of the quantized-weight kernels that decode (and
+//            llama.cpp's CPU backend at every batch size) multiply with:
+//            ggml's Q8_0 / Q8_1 per 32 values with an f16 scale for 32-blocks,
+//            Q8_K per 256 for K-quants, shrink's int8 per 16 packed words for
+//            int2/4/8 group formats (kernels/qdot.h, kernels/group_gemv.h);
+//            nothing where the kernel multiplies f32 (dense fallbacks, 3/5/6/7-bit
+//            groups). Straight-through gradient, as for the weights.
+enum class QatActivations { None, Runtime };
+
 class QatQuantizer : public WeightQuantizer {
  public:
   // opt: what to quantize into (quant::type_options, plus --keep-head/--keep-embed).
-  QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq);
+  QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq,
+               QatActivations act = QatActivations::None);
 
   bool covers(const std::string& weight_name) const override { return plan_.count(weight_name) > 0; }
   Var apply(Graph& g, const std::string& weight_name, Var w) override;
+  Var apply_input(Graph& g, const std::string& weight_name, Var x) override;
   // LSQ's steps (empty without LSQ): trained beside the weights, without weight decay.
   std::vector<Parameter*> params() { return lsq_ ? lsq_->params() : std::vector<Parameter*>{}; }
 
@@ -61,10 +77,14 @@ class QatQuantizer : public WeightQuantizer {
   std::unique_ptr<Transformer> export_model(LlamaParams& p, ModelFile& base) const;
 
  private:
+  // One input row [cols] as the exported kernel rounds it (QatActivations::Runtime).
+  using InputRounding = std::function<void(const float* x, float* out)>;
   struct Entry {
     quant::QuantTarget target;  // after fit_target (ggml's fallback for rows that do not split into blocks)
     bool lsq = false, embedding = false;
+    InputRounding round_input;  // empty: the input stays f32
   };
+  static InputRounding runtime_rounding(const quant::QuantTarget& t, const Tensor& w);
   std::map<std::string, Entry> plan_;
   std::vector<std::string> order_;
   std::unique_ptr<FakeQuant> lsq_;  // the LSQ-covered block Linears
@@ -77,6 +97,8 @@ class QatQuantizer : public WeightQuantizer {
 Tensor rtn_round_trip(const quant::QuantTarget& t, const Tensor& w, bool embedding);
 // The fake-quantized w through rtn_round_trip with a straight-through (identity) gradient.
 Var fake_quant_target(Var w, const quant::QuantTarget& t, bool embedding);
+// Each row of x [n x cols] through `round_row`, with a straight-through (identity) gradient.
+Var fake_quant_rows(Var x, const std::function<void(const float*, float*)>& round_row);
 
 // Perplexity of the training graph (with its fake quantization) under
 // eval::perplexity's protocol: windows of n_ctx tokens, the first replaced by

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libdnnl-dev libeigen3-dev nlohmann-json3-dev libcli11-dev
-      libsentencepiece-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev)
+      libsentencepiece-dev libyaml-cpp-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

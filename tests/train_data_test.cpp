@@ -11,8 +11,11 @@
 #include <fstream>
 #include <random>
 
+#include <zlib.h>
+
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "model/random_init.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
@@ -36,6 +39,11 @@ std::shared_ptr<Tokenizer> synthetic_tokenizer() {
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_text_file_raw(const std::string& path) {  // the bytes, never decompressed
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
@@ -76,6 +84,30 @@ TEST(TrainData, TokenizesOnceThenReadsTheCache) {
   EXPECT_TRUE(d.cache_path.empty());
   EXPECT_EQ(d.tokens, c.tokens);
   EXPECT_THROW(tokenize_file(dir + "/missing.txt", *tok, ""), Error);
+}
+
+// Text inputs may be gzip-compressed (the shared Gutenberg train set is a .gz): the same
+// tokens as the plain file, two concatenated members read whole, a damaged file refused.
+TEST(TrainData, GzipTextReadsAsThePlainText) {
+  const std::string dir = test::temp_dir("train_gz");
+  auto tok = synthetic_tokenizer();
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i) + " of the compressed text\n";
+  write_file(dir + "/t.txt", text);
+  const size_t half = text.size() / 2;
+  for (const std::string& part : {text.substr(0, half), text.substr(half)}) {  // two gzip members, as `cat a.gz b.gz`
+    gzFile f = gzopen((dir + "/t.txt.gz").c_str(), part.data() == text.data() ? "wb" : "ab");
+    ASSERT_TRUE(f);
+    ASSERT_EQ(gzwrite(f, part.data(), unsigned(part.size())), int(part.size()));
+    gzclose(f);
+  }
+  EXPECT_EQ(read_text_file(dir + "/t.txt.gz"), text);
+  EXPECT_EQ(tokenize_file(dir + "/t.txt.gz", *tok, dir + "/cache").tokens, tokenize_file(dir + "/t.txt", *tok, "").tokens);
+  const std::string gz = read_text_file_raw(dir + "/t.txt.gz");
+  write_file(dir + "/cut.txt.gz", gz.substr(0, gz.size() / 2));
+  EXPECT_THROW(read_text_file(dir + "/cut.txt.gz"), Error);
+  write_file(dir + "/bad.txt.gz", "this is not gzip at all, though the name says so");
+  EXPECT_THROW(read_text_file(dir + "/bad.txt.gz"), Error);
 }
 
 TEST(TrainData, LargeFileIsChunkedAtLineEndsTheSameAtAnyThreadCount) {

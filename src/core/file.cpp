@@ -4,10 +4,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace shrink {
 
@@ -79,7 +81,43 @@ void AtomicWriter::commit() {
   }
 }
 
+namespace {
+
+bool ends_with_gz(const std::string& path) { return path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0; }
+
+// The decompressed bytes of a gzip file (several concatenated members, as `cat a.gz b.gz`, included).
+std::string read_gzip_file(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  SHRINK_CHECK(f, path, ": cannot open (", std::strerror(errno), ")");
+  gzbuffer(f, 1 << 20);
+  std::string out;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const int n = gzread(f, buf.data(), unsigned(buf.size()));
+    if (n < 0) {
+      int code = 0;
+      const std::string msg = gzerror(f, &code);
+      gzclose(f);
+      fail(path, ": not a valid gzip file (", msg, ")");
+    }
+    if (n == 0) break;
+    out.append(buf.data(), size_t(n));
+  }
+  // zlib reads a file without a gzip header as plain bytes ("transparent"), and ends a cut
+  // stream quietly with Z_BUF_ERROR: both are errors for a file named .gz.
+  const bool plain = gzdirect(f) == 1;
+  int code = Z_OK;
+  gzerror(f, &code);
+  gzclose(f);
+  SHRINK_CHECK(!plain, path, ": not a gzip file (no gzip header), though its name ends in .gz");
+  SHRINK_CHECK(code == Z_OK, path, ": gzip stream ended early (truncated file?)");
+  return out;
+}
+
+}  // namespace
+
 std::string read_text_file(const std::string& path) {
+  if (ends_with_gz(path)) return read_gzip_file(path);
   std::ifstream in(path, std::ios::binary);
   SHRINK_CHECK(in, path, ": cannot open (", std::strerror(errno), ")");
   std::ostringstream ss;

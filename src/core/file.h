@@ -108,6 +108,8 @@ class AtomicWriter {
 };
 
 // Reads a whole (small) file into a string; throws with the path on failure.
+// A path ending in .gz is decompressed (gzip), so text inputs (--data, --ppl,
+// --calib) may be given compressed.
 std::string read_text_file(const std::string& path);
 // Writes a whole (small) file atomically.
 void write_text_file(const std::string& path, const std::string& text);

@@ -156,7 +156,7 @@ TEST(Autograd, KlDivergenceDistillation) {
 // the model's Parameters, which share their value and gradient tensors.
 TEST(Autograd, TwoLayerLlamaMatchesFiniteDifferences) {
   for (bool tied : {false, true}) {
-    LlamaParams model = LlamaParams::random(tiny_llama(tied), 7, 0.5f);
+    TransformerParams model = TransformerParams::random(tiny_llama(tied), 7, 0.5f);
     const int64_t seq = 5;
     const std::vector<int32_t> tokens = random_tokens(2 * seq + 1, 11, 3);
     const std::vector<int32_t> in(tokens.begin(), tokens.end() - 1), target(tokens.begin() + 1, tokens.end());
@@ -171,7 +171,7 @@ TEST(Autograd, TwoLayerLlamaMatchesFiniteDifferences) {
 
 // Gradients of a batch equal the mean of its micro-batches' (accumulation).
 TEST(Autograd, GradientAccumulationEqualsTheWholeBatch) {
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 5, 0.3f);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 5, 0.3f);
   const int64_t seq = 4;
   const std::vector<int32_t> in = random_tokens(2 * seq, 11, 1), target = random_tokens(2 * seq, 11, 2);
   auto run = [&](int64_t from, int64_t count, float weight) {
@@ -259,7 +259,7 @@ std::vector<float> train_tiny(uint64_t seed, int steps, double* ms_per_step = nu
   c.n_kv_heads = 2;
   c.vocab_size = 37;
   c.validate("tiny train llama");
-  LlamaParams model = LlamaParams::random(c, seed);
+  TransformerParams model = TransformerParams::random(c, seed);
   const int64_t seq = 16, batch = 4;
   const std::vector<int32_t> data = random_tokens(batch * seq + 1, c.vocab_size, seed + 1);
   const std::vector<int32_t> in(data.begin(), data.end() - 1), target(data.begin() + 1, data.end());
@@ -306,7 +306,7 @@ TEST(Autograd, LlamaGraphMatchesInferenceLogitsOnStories260K) {
   KVCache cache = model.new_cache(n);
   std::vector<float> ref(size_t(n) * m.config.vocab_size);
   model.forward(tokens.data(), n, cache, ref.data(), true);
-  LlamaParams params = LlamaParams::from_model_file(m);
+  TransformerParams params = TransformerParams::from_model_file(m);
   Graph g;
   Var logits = llama_logits(g, params, tokens, n);
   double worst = 0;

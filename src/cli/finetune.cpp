@@ -65,19 +65,19 @@ void run_finetune(const FinetuneArgs& a) {
   ModelArgs ma = a.model;
   ma.threads = a.run.threads;
   ModelFile m = open_model(ma, true);
-  train::LlamaParams model = train::LlamaParams::from_model_file(m);
+  train::TransformerParams model = train::TransformerParams::from_model_file(m);
   train::LoraAdapters lora(model, lc);
   SHRINK_CHECK(lora.size() > 0, "--lora-targets ", a.targets, " matches no Linear of ", a.model.model);
   const train::TokenSplit data = load_train_data(a.run, *m.tokenizer, "finetune");
-  train::LlamaGraphOptions go;
+  train::GraphOptions go;
   go.freeze_base = true;
   go.lora = &lora;
   const nlohmann::json lora_json = {{"rank", lc.rank}, {"alpha", lc.alpha}, {"targets", lc.targets}};
-  std::unique_ptr<train::LlamaParams> teacher;
+  std::unique_ptr<train::TransformerParams> teacher;
   std::unique_ptr<train::DistillObjective> kd;
   train::TrainObjective objective;
   if (!a.teacher.empty()) {
-    teacher = std::make_unique<train::LlamaParams>(train::LlamaParams::from_model_file(load_model(a.teacher, {})));
+    teacher = std::make_unique<train::TransformerParams>(train::TransformerParams::from_model_file(load_model(a.teacher, {})));
     train::DistillSetup setup;
     SHRINK_CHECK(a.loss == "fkl" || a.loss == "rkl" || a.loss == "jsd", "--loss must be fkl, rkl or jsd");
     setup.kd = {a.loss == "fkl" ? train::KdLoss::ForwardKl : a.loss == "rkl" ? train::KdLoss::ReverseKl

@@ -29,7 +29,7 @@ struct TrainArgs {
 // The model to train (random from a config, or an existing model's weights)
 // and its tokenizer.
 struct Start {
-  train::LlamaParams params;
+  train::TransformerParams params;
   std::shared_ptr<Tokenizer> tokenizer;
 };
 
@@ -42,7 +42,7 @@ Start make_start(const TrainArgs& a) {
     lo.tokenizer_path = a.tokenizer;
     lo.require_tokenizer = true;
     ModelFile m = load_model(a.init, lo);
-    s.params = train::LlamaParams::from_model_file(m);
+    s.params = train::TransformerParams::from_model_file(m);
     s.tokenizer = m.tokenizer;
     return s;
   }
@@ -52,7 +52,7 @@ Start make_start(const TrainArgs& a) {
   s.tokenizer = load_tokenizer_file(a.tokenizer, c.vocab_size);
   SHRINK_CHECK(s.tokenizer->vocab_size() <= c.vocab_size, a.tokenizer, ": the tokenizer has ",
                s.tokenizer->vocab_size(), " tokens but the model's vocab_size is ", c.vocab_size);
-  s.params = train::LlamaParams::random(c, a.run.o.seed);
+  s.params = train::TransformerParams::random(c, a.run.o.seed);
   return s;
 }
 

@@ -74,11 +74,11 @@ struct FakeQuantConfig {
 };
 
 // The fake quantization of a model's Linears, consulted by llama_logits
-// (LlamaGraphOptions::fake_quant). The weights stay the f32 master weights
+// (GraphOptions::fake_quant). The weights stay the f32 master weights
 // (trained through the STE); LSQ's steps are Parameters of their own.
 class FakeQuant : public WeightQuantizer {
  public:
-  FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg);
+  FakeQuant(TransformerParams& model, const FakeQuantConfig& cfg);
 
   const quant::QuantSpec& spec() const { return spec_; }
   bool covers(const std::string& weight_name) const override { return covered_.count(weight_name) > 0; }
@@ -97,7 +97,7 @@ class FakeQuant : public WeightQuantizer {
   Parameter& steps(const std::string& weight_name) { return steps_.at(weight_name); }
   // Every covered weight of `model` replaced by its fake-quantized values (a
   // dense copy of the quantized model, for evaluation with the plain graph).
-  void quantize_in_place(LlamaParams& model) const;
+  void quantize_in_place(TransformerParams& model) const;
 
  private:
   // The steps a covered weight uses now: its LSQ Parameter's, or RTN's of w.

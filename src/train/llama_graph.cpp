@@ -10,7 +10,7 @@
 
 namespace shrink::train {
 
-std::vector<Parameter*> LlamaParams::all() {
+std::vector<Parameter*> TransformerParams::all() {
   std::vector<Parameter*> out{&tok_embd};
   for (auto& b : blocks)
     for (Parameter* q : {&b.attn_norm, &b.wq, &b.wk, &b.wv, &b.wo, &b.ffn_norm, &b.w_gate, &b.w_up, &b.w_down})
@@ -20,7 +20,7 @@ std::vector<Parameter*> LlamaParams::all() {
   return out;
 }
 
-std::vector<Parameter*> LlamaParams::linears() {
+std::vector<Parameter*> TransformerParams::linears() {
   std::vector<Parameter*> out;
   for (auto& b : blocks)
     for (Parameter* q : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) out.push_back(q);
@@ -41,7 +41,7 @@ std::string linear_role(const std::string& name) {
   return "";
 }
 
-int64_t LlamaParams::count() {
+int64_t TransformerParams::count() {
   int64_t n = 0;
   for (Parameter* q : all()) n += q->numel();
   return n;
@@ -70,10 +70,10 @@ void check_llama(const ModelConfig& c) {
 
 }  // namespace
 
-LlamaParams LlamaParams::random(const ModelConfig& cfg, uint64_t seed, float std) {
+TransformerParams TransformerParams::random(const ModelConfig& cfg, uint64_t seed, float std) {
   check_llama(cfg);
   std::mt19937_64 rng(seed);
-  LlamaParams p;
+  TransformerParams p;
   p.cfg = cfg;
   const int64_t d = cfg.dim, h = cfg.hidden_dim, q = cfg.q_dim(), kv = cfg.kv_dim();
   const float out_std = std / std::sqrt(2.0f * cfg.n_layers);
@@ -81,7 +81,7 @@ LlamaParams LlamaParams::random(const ModelConfig& cfg, uint64_t seed, float std
   p.blocks.resize(cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string s = "blk." + std::to_string(l) + ".";
-    LlamaBlockParams& b = p.blocks[l];
+    BlockParams& b = p.blocks[l];
     b.attn_norm = Parameter(s + "attn_norm.weight", ones(d), false);
     b.wq = Parameter(s + "attn_q.weight", normal({q, d}, std, rng));
     b.wk = Parameter(s + "attn_k.weight", normal({kv, d}, std, rng));
@@ -97,10 +97,10 @@ LlamaParams LlamaParams::random(const ModelConfig& cfg, uint64_t seed, float std
   return p;
 }
 
-LlamaParams LlamaParams::from_model_file(const ModelFile& m) {
+TransformerParams TransformerParams::from_model_file(const ModelFile& m) {
   check_llama(m.config);
   SHRINK_CHECK(m.packed.empty(), m.path, ": pack-quantized weights cannot be trained as f32 master weights");
-  LlamaParams p;
+  TransformerParams p;
   p.cfg = m.config;
   // to(F32) is a deep copy (dequantizing block types), so training never writes into an mmap'd file.
   auto get = [&](const std::string& name, bool decay = true) { return Parameter(name, m.get(name).to(DType::F32), decay); };
@@ -108,7 +108,7 @@ LlamaParams LlamaParams::from_model_file(const ModelFile& m) {
   p.blocks.resize(p.cfg.n_layers);
   for (int l = 0; l < p.cfg.n_layers; ++l) {
     const std::string s = "blk." + std::to_string(l) + ".";
-    LlamaBlockParams& b = p.blocks[l];
+    BlockParams& b = p.blocks[l];
     b.attn_norm = get(s + "attn_norm.weight", false);
     b.wq = get(s + "attn_q.weight");
     b.wk = get(s + "attn_k.weight");
@@ -126,10 +126,10 @@ LlamaParams LlamaParams::from_model_file(const ModelFile& m) {
 
 namespace {
 
-// Builds the graph's leaves and Linears the way LlamaGraphOptions asks.
+// Builds the graph's leaves and Linears the way GraphOptions asks.
 struct GraphBuilder {
   Graph& g;
-  const LlamaGraphOptions& opt;
+  const GraphOptions& opt;
 
   Var weight(Parameter& p) const { return opt.freeze_base ? g.constant(p.value) : g.param(p); }
 
@@ -146,7 +146,7 @@ struct GraphBuilder {
 
 // One block, the same sequence of steps as Transformer::forward_block. Head
 // counts are the layer's own (structurally pruned models differ per layer).
-Var llama_block(const GraphBuilder& gb, const ModelConfig& c, int layer, LlamaBlockParams& b, Var x,
+Var llama_block(const GraphBuilder& gb, const ModelConfig& c, int layer, BlockParams& b, Var x,
                 const std::vector<int32_t>& pos, int64_t seq_len, BlockTaps* taps) {
   const bool inter = c.rope_style == RopeStyle::Interleaved;
   const int heads = c.heads(layer), kv_heads = c.kv_heads(layer);
@@ -165,12 +165,12 @@ Var llama_block(const GraphBuilder& gb, const ModelConfig& c, int layer, LlamaBl
 
 }  // namespace
 
-Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len) {
-  return llama_logits(g, p, tokens, seq_len, LlamaGraphOptions{});
+Var llama_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& tokens, int64_t seq_len) {
+  return llama_logits(g, p, tokens, seq_len, GraphOptions{});
 }
 
-Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
-                 const LlamaGraphOptions& opt) {
+Var llama_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
+                 const GraphOptions& opt) {
   const int64_t n = int64_t(tokens.size());
   SHRINK_CHECK(seq_len > 0 && n > 0 && n % seq_len == 0, "llama_logits: ", n, " tokens are not whole sequences of ",
                seq_len);

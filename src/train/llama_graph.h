@@ -27,14 +27,14 @@ class WeightQuantizer {
   virtual Var apply(Graph& g, const std::string& weight_name, Var w) = 0;
 };
 
-struct LlamaBlockParams {
+struct BlockParams {
   Parameter attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
 };
 
-struct LlamaParams {
+struct TransformerParams {
   ModelConfig cfg;
   Parameter tok_embd, out_norm, output;  // output is empty with tied embeddings
-  std::vector<LlamaBlockParams> blocks;
+  std::vector<BlockParams> blocks;
 
   // Every parameter, in a fixed order (optimizer state and determinism rely on it).
   std::vector<Parameter*> all();
@@ -44,10 +44,10 @@ struct LlamaParams {
 
   // Weights ~ N(0, std²) (output projections wo and w_down scaled by
   // 1/sqrt(2·n_layers), as GPT-2), norms 1; deterministic in `seed`.
-  static LlamaParams random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
+  static TransformerParams random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
   // f32 copies of a Llama-architecture model's weights (canonical GGUF names):
   // the model's own weights become master weights to fine-tune or distil.
-  static LlamaParams from_model_file(const ModelFile& m);
+  static TransformerParams from_model_file(const ModelFile& m);
 };
 
 // The role of a Linear weight by its canonical name: "q", "k", "v", "o",
@@ -63,9 +63,9 @@ struct BlockTaps {
 };
 
 // Variations of the graph llama_logits builds; the default is the plain model.
-struct LlamaGraphOptions {
+struct GraphOptions {
   std::vector<BlockTaps>* taps = nullptr;  // when set: filled with one entry per block
-  // Every LlamaParams weight enters the graph as a constant: no gradient is
+  // Every TransformerParams weight enters the graph as a constant: no gradient is
   // computed for it (LoRA fine-tuning trains only its adapters).
   bool freeze_base = false;
   LoraAdapters* lora = nullptr;            // adds (α/r)·x·Aᵀ·Bᵀ to the Linears it covers
@@ -76,8 +76,14 @@ struct LlamaGraphOptions {
 
 // Logits [n x vocab] of tokens laid out as n / seq_len sequences of seq_len
 // tokens, each at positions 0 .. seq_len-1.
-Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len);
-Var llama_logits(Graph& g, LlamaParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
-                 const LlamaGraphOptions& opt);
+Var llama_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& tokens, int64_t seq_len);
+Var llama_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& tokens, int64_t seq_len,
+                 const GraphOptions& opt);
+
+// The names before GPT-2 joined the training graph: branches written against
+// them still build after a merge. New code uses the names above.
+using LlamaParams = TransformerParams;
+using LlamaBlockParams = BlockParams;
+using LlamaGraphOptions = GraphOptions;
 
 }  // namespace shrink::train

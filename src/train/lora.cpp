@@ -40,7 +40,7 @@ std::vector<std::string> parse_lora_targets(const std::string& list) {
   return out;
 }
 
-LoraAdapters::LoraAdapters(LlamaParams& model, const LoraConfig& cfg) : cfg_(cfg) {
+LoraAdapters::LoraAdapters(TransformerParams& model, const LoraConfig& cfg) : cfg_(cfg) {
   SHRINK_CHECK(cfg.rank > 0, "LoRA rank ", cfg.rank, " must be positive");
   SHRINK_CHECK(cfg.alpha > 0, "LoRA alpha ", cfg.alpha, " must be positive");
   std::mt19937_64 rng(cfg.seed);
@@ -86,7 +86,7 @@ int64_t LoraAdapters::count() {
   return n;
 }
 
-void LoraAdapters::merge_into(LlamaParams& model) const {
+void LoraAdapters::merge_into(TransformerParams& model) const {
   size_t merged = 0;
   for (Parameter* w : model.linears()) {
     const Adapter* ad = find(w->name);

@@ -6,7 +6,7 @@
 // W ← W + (α/r)·B·A, and the model is plain again.
 //
 // Use: LoraAdapters lora(model, cfg); then llama_logits with
-// LlamaGraphOptions{.freeze_base = true, .lora = &lora} and an optimizer over
+// GraphOptions{.freeze_base = true, .lora = &lora} and an optimizer over
 // lora.params() only; lora.merge_into(model) at the end.
 #pragma once
 #include <map>
@@ -36,7 +36,7 @@ class LoraAdapters {
   };
 
   // Adapters for the Linears of `model` whose role is in cfg.targets.
-  LoraAdapters(LlamaParams& model, const LoraConfig& cfg);
+  LoraAdapters(TransformerParams& model, const LoraConfig& cfg);
 
   float scaling() const { return cfg_.alpha / float(cfg_.rank); }
   // (α/r)·(x·Aᵀ)·Bᵀ for the Linear whose weight is named `weight_name`, or null when it has no adapter.
@@ -49,7 +49,7 @@ class LoraAdapters {
 
   // W ← W + (α/r)·B·A for every adapted Linear of `model` (the model the
   // adapters were made for, or a copy with the same names and shapes).
-  void merge_into(LlamaParams& model) const;
+  void merge_into(TransformerParams& model) const;
 
  private:
   LoraConfig cfg_;

@@ -41,7 +41,7 @@ void check_qat_target(const quant::QuantTarget& t, bool lsq);
 class QatQuantizer : public WeightQuantizer {
  public:
   // opt: what to quantize into (quant::type_options, plus --keep-head/--keep-embed).
-  QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq);
+  QatQuantizer(TransformerParams& model, const quant::QuantizeOptions& opt, bool lsq);
 
   bool covers(const std::string& weight_name) const override { return plan_.count(weight_name) > 0; }
   Var apply(Graph& g, const std::string& weight_name, Var w) override;
@@ -53,12 +53,12 @@ class QatQuantizer : public WeightQuantizer {
   // Starts from another quantization of the same model (e.g. GPTQ's): each
   // covered Linear's master weights become q's dequantized weights and, for
   // LSQ, its steps become q's scales (so the first forward is that model).
-  void start_from(LlamaParams& model, Transformer& q);
+  void start_from(TransformerParams& model, Transformer& q);
 
   // The exported model: p's current values, every covered tensor replaced by
   // its quantized form (dequantizing to the fake-quant forward's weights).
   // `base` supplies the tokenizer and metadata and must outlive the result.
-  std::unique_ptr<Transformer> export_model(LlamaParams& p, ModelFile& base) const;
+  std::unique_ptr<Transformer> export_model(TransformerParams& p, ModelFile& base) const;
 
  private:
   struct Entry {
@@ -86,7 +86,7 @@ struct GraphPerplexity {
   int64_t scored = 0;
   int chunks = 0;
 };
-GraphPerplexity graph_perplexity(LlamaParams& p, const LlamaGraphOptions& opt, const std::vector<int32_t>& tokens,
+GraphPerplexity graph_perplexity(TransformerParams& p, const GraphOptions& opt, const std::vector<int32_t>& tokens,
                                  int n_ctx, int chunks, int32_t bos);
 
 }  // namespace shrink::train

@@ -45,7 +45,7 @@ nlohmann::json trajectory_json(const TrainOptions& o) {
           {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"seed", o.seed}};
 }
 
-Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+Trainer::Trainer(TransformerParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
                  TrainOptions opts, TrainObjective objective)
     : model_(model),
       objective_(std::move(objective)),

@@ -141,7 +141,7 @@ LayerScores taylor_scores(const ModelFile& m, const calib::CalibSet& calib, Stru
                           const std::function<void(int, int)>& progress) {
   SHRINK_CHECK(m.config.arch == Arch::Llama, "taylor importance needs the Llama training graph (GPT-2 has none yet)");
   SHRINK_CHECK(!calib.seqs.empty(), "taylor importance needs calibration text (--calib)");
-  train::LlamaParams p = train::LlamaParams::from_model_file(m);
+  train::TransformerParams p = train::TransformerParams::from_model_file(m);
   for (train::Parameter* q : p.all()) q->zero_grad();
   // Gradients of the mean next-token loss of each sequence, summed over the
   // sequences (LLM-Pruner accumulates over its calibration batch the same way).
@@ -155,7 +155,7 @@ LayerScores taylor_scores(const ModelFile& m, const calib::CalibSet& calib, Stru
     if (progress) progress(int(s) + 1, int(calib.seqs.size()));
   }
   auto param = [&](int l, const std::string& lin) -> train::Parameter& {
-    train::LlamaBlockParams& b = p.blocks[l];
+    train::BlockParams& b = p.blocks[l];
     if (lin == "attn_q") return b.wq;
     if (lin == "attn_k") return b.wk;
     if (lin == "attn_v") return b.wv;

@@ -96,7 +96,7 @@ Var DistillObjective::loss(Graph& g, const Batch& b) {
     GraphOptions to;
     to.freeze_base = true;
     if (taps_needed) to.taps = &taps;
-    teacher_logits = llama_logits(tg, teacher_, b.inputs, seq_len_, to)->value;  // shared storage outlives tg
+    teacher_logits = model_logits(tg, teacher_, b.inputs, seq_len_, to)->value;  // shared storage outlives tg
     for (const auto& [s, t] : setup_.hidden_map) {
       if (setup_.hidden_weight > 0) teacher_hidden.push_back(taps[t].out->value);
       if (setup_.attention_weight > 0) teacher_scores.push_back(attention_map(taps[t], tc, t, seq_len_, false)->value);
@@ -109,7 +109,7 @@ Var DistillObjective::loss(Graph& g, const Batch& b) {
   std::vector<BlockTaps> taps;
   GraphOptions so = student_options_;
   if (taps_needed) so.taps = &taps;
-  Var logits = llama_logits(g, student_, b.inputs, seq_len_, so);
+  Var logits = model_logits(g, student_, b.inputs, seq_len_, so);
   Var loss = distillation_loss(logits, g.constant(teacher_logits), b.targets, setup_.kd);
   // Each feature term is the mean over its pairs, times its weight.
   const float pairs = float(setup_.hidden_map.size());

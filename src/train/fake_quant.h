@@ -67,13 +67,13 @@ struct FakeQuantConfig {
   int bits = 4;
   int64_t group = 32;  // inputs per step (along a row); 0 = one step per row
   bool lsq = true;     // learned steps; false: RTN steps recomputed every forward
-  // Linear roles to quantize (linear_role): q, k, v, o, gate, up, down, head.
-  std::vector<std::string> targets{"q", "k", "v", "o", "gate", "up", "down"};
+  // Linear roles to quantize (linear_role): q, k, v, o, gate, up, down, head (Llama); qkv, o, up, down, head (GPT-2).
+  std::vector<std::string> targets{"q", "k", "v", "qkv", "o", "gate", "up", "down"};
   bool f16_scales = false;  // LSQ only: the forward (and export) use the steps rounded to f16
   std::vector<std::string> names;  // when set: exactly these weights, whatever `targets` says
 };
 
-// The fake quantization of a model's Linears, consulted by llama_logits
+// The fake quantization of a model's Linears, consulted by the model graph
 // (GraphOptions::fake_quant). The weights stay the f32 master weights
 // (trained through the STE); LSQ's steps are Parameters of their own.
 class FakeQuant : public WeightQuantizer {

@@ -177,7 +177,7 @@ GraphPerplexity graph_perplexity(TransformerParams& p, const GraphOptions& opt, 
     std::vector<int32_t> window(tokens.begin() + int64_t(c) * n_ctx, tokens.begin() + int64_t(c + 1) * n_ctx);
     window[0] = bos;
     Graph g;
-    const Tensor& logits = llama_logits(g, p, window, n_ctx, o)->value;
+    const Tensor& logits = model_logits(g, p, window, n_ctx, o)->value;
     for (int j = n_ctx / 2; j < n_ctx - 1; ++j) {  // eval::perplexity's scored positions, its double log-softmax
       const float* row = logits.f32() + int64_t(j) * vocab;
       const double mx = *std::max_element(row, row + vocab);

@@ -48,13 +48,16 @@ TransformerParams student_from_layers(const TransformerParams& teacher, const st
     s.cfg.set_layer_sizes(h, kv, f);
   }
   s.tok_embd = copy(teacher.tok_embd);
+  s.pos_embd = copy(teacher.pos_embd);
   s.out_norm = copy(teacher.out_norm);
+  s.out_norm_b = copy(teacher.out_norm_b);
   s.output = copy(teacher.output);
+  s.blocks.resize(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
-    const BlockParams& t = teacher.blocks[layers[i]];
-    auto c = [&](const Parameter& p) { return copy_as(p, renamed(p.name, int(i))); };
-    s.blocks.push_back(BlockParams{c(t.attn_norm), c(t.wq), c(t.wk), c(t.wv), c(t.wo), c(t.ffn_norm),
-                                        c(t.w_gate), c(t.w_up), c(t.w_down)});
+    const std::vector<const Parameter*> from = teacher.blocks[layers[i]].fields();
+    const std::vector<Parameter*> to = s.blocks[i].fields();
+    for (size_t f = 0; f < from.size(); ++f)  // empty members (the other architecture's) stay empty
+      *to[f] = from[f]->value.empty() ? Parameter() : copy_as(*from[f], renamed(from[f]->name, int(i)));
   }
   return s;
 }

@@ -139,7 +139,7 @@ LayerScores activation_scores(Transformer& model, const calib::CalibSet& calib, 
 
 LayerScores taylor_scores(const ModelFile& m, const calib::CalibSet& calib, StructKind k,
                           const std::function<void(int, int)>& progress) {
-  SHRINK_CHECK(m.config.arch == Arch::Llama, "taylor importance needs the Llama training graph (GPT-2 has none yet)");
+  SHRINK_CHECK(m.config.arch == Arch::Llama, "taylor importance is implemented for Llama models only (it maps their q/k/v/gate Linears to structures)");
   SHRINK_CHECK(!calib.seqs.empty(), "taylor importance needs calibration text (--calib)");
   train::TransformerParams p = train::TransformerParams::from_model_file(m);
   for (train::Parameter* q : p.all()) q->zero_grad();

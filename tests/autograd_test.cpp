@@ -52,6 +52,20 @@ TEST(Autograd, AddMulScaleAndReuse) {
   expect_grads_match(ps, [](Graph&, std::vector<Var>& l) { return project(add(mul(l[0], l[0]), scale(l[0], 3.0f))); });
 }
 
+// GPT-2's q, k, v out of the fused projection: two overlapping slices of one input add up.
+TEST(Autograd, ColumnsSliceAndOverlap) {
+  std::vector<Parameter> ps{rand_param("x", {5, 9}, 4)};
+  expect_grads_match(ps, [](Graph&, std::vector<Var>& l) {
+    return add(project(columns(l[0], 2, 4), 1), project(columns(l[0], 5, 4), 2));
+  });
+  Graph g;
+  Parameter x = rand_param("x", {3, 9}, 5);
+  Var y = columns(g.param(x), 6, 3);
+  EXPECT_EQ(y->value.shape, (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(y->v()[4], x.value.f32()[9 + 7]);
+  EXPECT_THROW(columns(g.param(x), 7, 3), Error);
+}
+
 TEST(Autograd, EmbeddingScatterAddsRepeatedTokens) {
   std::vector<Parameter> ps{rand_param("table", {6, 5}, 6)};
   const std::vector<int32_t> tokens{1, 4, 1, 0, 5, 1};

@@ -60,14 +60,9 @@ class LossLog {
 };
 
 void save_model(train::TransformerParams& p, std::shared_ptr<Tokenizer> tok, const std::string& out, DType dt) {
-  ModelFile m;
-  m.config = p.cfg;
+  ModelFile m = p.to_model_file(dt);
   m.tokenizer = std::move(tok);
-  m.format = "gguf";
   m.path = out;
-  for (train::Parameter* q : p.all())
-    m.tensors[q->name] = q->value.ndim() == 2 && dt != DType::F32 ? q->value.to(dt) : q->value;
-  check_model_tensors(m);
   save_gguf_model(m, out);
 }
 

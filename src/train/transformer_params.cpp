@@ -185,4 +185,14 @@ TransformerParams TransformerParams::from_model_file(const ModelFile& m) {
   return p;
 }
 
+ModelFile TransformerParams::to_model_file(DType dtype) {
+  ModelFile m;
+  m.config = cfg;
+  m.format = "gguf";
+  for (Parameter* q : all())
+    m.tensors[q->name] = q->value.ndim() == 2 && dtype != DType::F32 ? q->value.to(dtype) : q->value;
+  check_model_tensors(m);
+  return m;
+}
+
 }  // namespace shrink::train

@@ -50,6 +50,10 @@ struct TransformerParams {
   // f32 copies of a model's weights (canonical GGUF names): the model's own
   // weights become master weights to fine-tune or distil.
   static TransformerParams from_model_file(const ModelFile& m);
+  // The inverse: a ModelFile of every parameter under its canonical name (2-D
+  // weights in `dtype`: f32, f16 or bf16; the rest f32), shapes checked, no
+  // tokenizer; Transformer loads it and save_gguf_model writes it.
+  ModelFile to_model_file(DType dtype = DType::F32);
 };
 
 // The role of a Linear weight by its canonical name: "q", "k", "v", "o",

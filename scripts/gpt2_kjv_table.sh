@@ -5,7 +5,7 @@
 # protocol of shrink's own KJV model, an every-2nd-layer student distilled
 # (KD) vs trained on the text (CE) at equal tokens, and a LoRA finetune.
 #
-#   bash scripts/gpt2_kjv_table.sh [WORKDIR] [speed|train|distill|finetune|all]
+#   bash scripts/gpt2_kjv_table.sh [WORKDIR] [speed|train|llama|distill|finetune|all]
 #
 # Needs the corpus (scripts/make_kjv_corpus.sh; apt-get install bible-kjv).
 # Small runs, one seed: figures to show the path works, not a GPT-2 study.
@@ -49,6 +49,14 @@ train() {
   $S eval "$W/gpt2-kjv.gguf" --ppl data/kjv-heldout.txt --ctx 256
 }
 
+# The same-size Llama (llama-same.json, written by speed) with the same recipe: a PPL at equal tokens.
+llama() {
+  $S train --config "$W/llama-same.json" --tokenizer $TOK $DATA --steps 600 --batch 4 --lr 2e-3 --min-lr 1e-4 \
+    --warmup 30 --wd 0.1 --clip 1 -t 2 --val-every 50 --val-tokens 12288 --log "$W/llama-curve.csv" \
+    -o "$W/llama-same.gguf"
+  $S eval "$W/llama-same.gguf" --ppl data/kjv-heldout.txt --ctx 256
+}
+
 # Student = the teacher's layers 0 and 2 (DistilBERT init), 150 steps each: KD (alpha 1, T 2) vs CE (alpha 0).
 distill() {
   for alpha in 1 0; do
@@ -57,10 +65,9 @@ distill() {
       -o "$W/student-a$alpha.gguf"
     $S eval "$W/student-a$alpha.gguf" --ppl data/kjv-heldout.txt --ctx 256
   done
-  # The student before any training (the teacher's layers 0, 2 as they are): 0 steps is refused, so 1 step at lr ~0.
 }
 
-# LoRA r=8 on every block Linear (qkv, o, up, down), 150 steps on the validation-split-free training text.
+# LoRA r=8 on every block Linear (qkv, o, up, down), 150 steps on the training text.
 finetune() {
   $S finetune "$W/gpt2-kjv.gguf" --lora r=8 $DATA --steps 150 --batch 4 --lr 1e-3 --min-lr 1e-4 --warmup 10 -t 2 \
     --log "$W/lora.csv" -o "$W/gpt2-kjv-lora.gguf"
@@ -68,7 +75,7 @@ finetune() {
 }
 
 case $PHASE in
-  speed) speed ;; train) train ;; distill) distill ;; finetune) finetune ;;
-  all) speed; train; distill; finetune ;;
-  *) echo "unknown phase $PHASE (speed|train|distill|finetune|all)" >&2; exit 1 ;;
+  speed) speed ;; train) train ;; llama) llama ;; distill) distill ;; finetune) finetune ;;
+  all) speed; train; llama; distill; finetune ;;
+  *) echo "unknown phase $PHASE (speed|train|llama|distill|finetune|all)" >&2; exit 1 ;;
 esac

@@ -67,6 +67,10 @@ TEST(Gpt2TrainCli, TrainFinetuneAndDistill) {
                        f.data + " --steps 2 -o " + f.dir + "/small.gguf");
   ASSERT_EQ(r.code, 0) << r.out;
   expect_eval_loads(f.dir + "/small.gguf", f.dir + "/text.txt");
+
+  r = test::run_shrink("qat " + teacher + " --type q4_0" + f.data + " --steps 2 -o " + f.dir + "/q4.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_eval_loads(f.dir + "/q4.gguf", f.dir + "/text.txt");
 }
 
 TEST(Gpt2TrainCli, WhatCannotWorkIsAOneLineError) {
@@ -78,6 +82,10 @@ TEST(Gpt2TrainCli, WhatCannotWorkIsAOneLineError) {
                             f.dir + "/x.gguf");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("fused Linear, qkv"), std::string::npos) << r.out;
+  r = test::run_shrink("qat " + teacher + " --type int4g32sym" + f.data + " --steps 1 -o " + f.dir + "/qdir");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("no GPT-2 form"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("step 1"), std::string::npos) << "refused only after training: " << r.out;
   // A Llama student of a GPT-2 teacher is fine (same vocabulary); a sequence longer than the learned positions is not.
   r = test::run_shrink("train --init " + teacher + f.data + " --steps 1 --seq-len 100 -o " + f.dir + "/y.gguf");
   EXPECT_NE(r.code, 0);

@@ -74,6 +74,10 @@ void run_qat(const QatArgs& a) {
   ModelArgs ma = a.model;
   ma.threads = a.run.threads;
   ModelFile m = open_model(ma, true);
+  // Checked before training: save_quantized_hf refuses GPT-2 only when writing.
+  SHRINK_CHECK(m.config.arch != Arch::GPT2 || is_gguf_path(a.run.out), a.model.model,
+               ": a GPT-2 model can be QAT-trained toward ggml types written as GGUF (-o FILE.gguf), not toward "
+               "group formats (a Hugging Face compressed-tensors directory has no GPT-2 form)");
   const quant::QuantizeOptions opt = qat_options(a, m);
   SHRINK_CHECK(a.init == "rtn" || a.init == "gptq", "--init must be rtn or gptq (got '", a.init, "')");
   train::TransformerParams model = train::TransformerParams::from_model_file(m);

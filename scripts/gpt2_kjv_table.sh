@@ -5,7 +5,7 @@
 # protocol of shrink's own KJV model, an every-2nd-layer student distilled
 # (KD) vs trained on the text (CE) at equal tokens, and a LoRA finetune.
 #
-#   bash scripts/gpt2_kjv_table.sh [WORKDIR] [speed|train|llama|distill|finetune|all]
+#   bash scripts/gpt2_kjv_table.sh [WORKDIR] [speed|train|llama|distill|finetune|long|all]
 #
 # Needs the corpus (scripts/make_kjv_corpus.sh; apt-get install bible-kjv).
 # Small runs, one seed: figures to show the path works, not a GPT-2 study.
@@ -41,12 +41,13 @@ J
   uptime
 }
 
-# From scratch: 600 steps of 4 x 256 tokens (614,400 tokens), lr 2e-3 cosine to 1e-4.
+# From scratch: 600 steps of BATCH (4, or 8 for the "long" phase) x 256 tokens, lr 2e-3 cosine to 1e-4.
 train() {
-  $S train --config models/gpt2-kjv.json --tokenizer $TOK $DATA --steps 600 --batch 4 --lr 2e-3 --min-lr 1e-4 \
-    --warmup 30 --wd 0.1 --clip 1 -t 2 --val-every 50 --val-tokens 12288 --ckpt-dir "$W/ck" --ckpt-every 50 \
-    --log "$W/curve.csv" --resume -o "$W/gpt2-kjv.gguf"
-  $S eval "$W/gpt2-kjv.gguf" --ppl data/kjv-heldout.txt --ctx 256
+  local batch=${1:-4} name=${2:-gpt2-kjv}
+  $S train --config models/gpt2-kjv.json --tokenizer $TOK $DATA --steps 600 --batch $batch --lr 2e-3 --min-lr 1e-4 \
+    --warmup 30 --wd 0.1 --clip 1 -t 2 --val-every 50 --val-tokens 12288 --ckpt-dir "$W/ck-$name" --ckpt-every 50 \
+    --log "$W/$name.csv" --resume -o "$W/$name.gguf"
+  $S eval "$W/$name.gguf" --ppl data/kjv-heldout.txt --ctx 256
 }
 
 # The same-size Llama (llama-same.json, written by speed) with the same recipe: a PPL at equal tokens.
@@ -59,11 +60,16 @@ llama() {
 
 # Student = the teacher's layers 0 and 2 (DistilBERT init), 150 steps each: KD (alpha 1, T 2) vs CE (alpha 0).
 distill() {
+  local name=${1:-gpt2-kjv}
+  # The student as initialised (the teacher's layers 0 and 2, untrained): one step at lr 1e-12 changes nothing.
+  $S distill --teacher "$W/$name.gguf" --student-layers every:2 $DATA --steps 1 --batch 1 --lr 1e-12 --min-lr 0 \
+    --warmup 0 -t 2 -o "$W/$name-student-init.gguf"
+  $S eval "$W/$name-student-init.gguf" --ppl data/kjv-heldout.txt --ctx 256
   for alpha in 1 0; do
-    $S distill --teacher "$W/gpt2-kjv.gguf" --student-layers every:2 $DATA --steps 150 --batch 4 --lr 1e-3 \
-      --min-lr 1e-4 --warmup 10 -t 2 --alpha $alpha --temperature 2 --log "$W/distill-a$alpha.csv" \
-      -o "$W/student-a$alpha.gguf"
-    $S eval "$W/student-a$alpha.gguf" --ppl data/kjv-heldout.txt --ctx 256
+    $S distill --teacher "$W/$name.gguf" --student-layers every:2 $DATA --steps 150 --batch 4 --lr 1e-3 \
+      --min-lr 1e-4 --warmup 10 -t 2 --alpha $alpha --temperature 2 --log "$W/$name-distill-a$alpha.csv" \
+      -o "$W/$name-student-a$alpha.gguf"
+    $S eval "$W/$name-student-a$alpha.gguf" --ppl data/kjv-heldout.txt --ctx 256
   done
 }
 
@@ -76,6 +82,7 @@ finetune() {
 
 case $PHASE in
   speed) speed ;; train) train ;; llama) llama ;; distill) distill ;; finetune) finetune ;;
-  all) speed; train; llama; distill; finetune ;;
-  *) echo "unknown phase $PHASE (speed|train|llama|distill|finetune|all)" >&2; exit 1 ;;
+  long) train 8 gpt2-kjv-b8; distill gpt2-kjv-b8 ;;  # a teacher trained on twice the tokens, distilled the same way
+  all) speed; train; llama; distill; finetune; train 8 gpt2-kjv-b8; distill gpt2-kjv-b8 ;;
+  *) echo "unknown phase $PHASE (speed|train|llama|distill|finetune|long|all)" >&2; exit 1 ;;
 esac

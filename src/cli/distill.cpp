@@ -109,7 +109,7 @@ void add_distill(CLI::App& app) {
       "widths differ. The teacher runs forward on each batch (nothing precomputed). Training flags, checkpoints\n"
       "and --resume are those of `shrink train`.");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  cmd->add_option("--teacher", a->teacher, "Teacher model (Llama: .gguf, HF dir, llama2.c .bin)")->required();
+  cmd->add_option("--teacher", a->teacher, "Teacher model (Llama or GPT-2: .gguf, HF dir, llama2.c .bin)")->required();
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer (default: the teacher's)");
   cmd->add_option("--student", a->student, "Start the student from this model (e.g. a pruned or factorized one)");
   cmd->add_option("--student-layers", a->student_layers,

@@ -113,14 +113,15 @@ void add_finetune(CLI::App& app) {
       "finetune",
       "LoRA fine-tuning with the base frozen (the recovery step after pruning), adapters merged into the\n"
       "weights at the end: W <- W + (alpha/r) B A. Cross-entropy on --data, or with --teacher the distillation\n"
-      "loss of `shrink distill`. Llama and GPT-2; works on structurally pruned (per-layer sized) Llama models. Training flags,\n"
-      "checkpoints (of the adapters) and --resume are those of `shrink train`.");
+      "loss of `shrink distill`. Llama and GPT-2 models; structurally pruned (per-layer sized) Llamas too.\n"
+      "Training flags, checkpoints (of the adapters) and --resume are those of `shrink train`.");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("model", a->model.model, "Model to fine-tune: .gguf, HF directory, llama2.c .bin")->required();
   cmd->add_option("--tokenizer", a->model.tokenizer, "Tokenizer (default: the model's)");
   cmd->add_option("--lora", a->lora, "Adapters: r=RANK[,alpha=A] (alpha default 2*RANK)")->capture_default_str();
-  cmd->add_option("--lora-targets", a->targets, "Linears to adapt: all (every block Linear), or a list of q,k,v,o,gate,up,down,head (Llama) / "
-                  "qkv,o,up,down,head (GPT-2)")
+  cmd->add_option("--lora-targets", a->targets,
+                  "Linears to adapt: all (every block Linear), or a list of q,k,v,o,gate,up,down,head (Llama) "
+                  "or qkv,o,up,down,head (GPT-2)")
       ->capture_default_str();
   cmd->add_option("--teacher", a->teacher, "Distil from this teacher instead of plain cross-entropy");
   cmd->add_option("--loss", a->loss, "With --teacher: fkl, rkl or jsd")->capture_default_str();

@@ -1,5 +1,5 @@
 // shrink train --config C.json|--preset NAME|--init MODEL --tokenizer TOK --data FILE -o OUT.gguf
-// Trains a Llama-architecture model on a text file (src/train/trainer.h) and
+// Trains a Llama- or GPT-2-architecture model on a text file (src/train/trainer.h) and
 // writes it as GGUF with its tokenizer, ready for eval/run/bench.
 #include <malloc.h>
 
@@ -76,7 +76,8 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand(
       "train",
-      "Train a Llama-architecture model on a text file (from scratch, or --init MODEL to continue), write GGUF.\n"
+      "Train a Llama- or GPT-2-architecture model on a text file (from scratch, or --init MODEL to continue), write\n"
+      "GGUF (a GPT-2 config: \"arch\": \"gpt2\"; --seq-len up to its learned positions, max_seq_len).\n"
       "AdamW with linear warmup + cosine decay, global-norm clipping, gradient accumulation, f32 master weights;\n"
       "windows of --seq-len+1 tokens drawn at random (deterministic in --seed) from the tokenized --data\n"
       "(tokenized once, cached under --cache-dir). Checkpoints (--ckpt-dir) hold weights, AdamW state, step and\n"
@@ -86,7 +87,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--config", a->config, "Model shape as JSON (shrink fields or a Hugging Face config.json)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--preset", a->preset, "Model shape preset (see `shrink init --help`)");
-  cmd->add_option("--init", a->init, "Start from this Llama model's weights (HF dir, .gguf, llama2.c .bin)");
+  cmd->add_option("--init", a->init, "Start from this Llama or GPT-2 model's weights (HF dir, .gguf, llama2.c .bin)");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer: tokenizer.model, tokenizer.bin, tokenizer.json or .gguf "
                   "(with --init: default the model's)");
   add_train_run_options(cmd, a->run);

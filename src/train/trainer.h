@@ -1,4 +1,4 @@
-// The training loop of `shrink train`: AdamW over a Llama graph, random
+// The training loop of `shrink train`: AdamW over a model graph (Llama or GPT-2, model_logits), random
 // windows from a token stream, warmup + cosine schedule, gradient clipping and
 // accumulation, periodic validation and checkpoints. Deterministic: the same
 // options, data, seed and thread count give bit-identical weights, and a run

@@ -88,8 +88,28 @@ void check_trainable(const ModelConfig& c) {
   SHRINK_CHECK(c.arch != Arch::GPT2 || c.max_seq_len > 0, "a GPT-2 model needs max_seq_len (its learned positions)");
 }
 
-// GPT-2 blocks, in BlockParams order; Llama's are made inline below, in the
-// order of before GPT-2 was added (the same seed still gives the same model).
+// Llama blocks, drawn in the order of before GPT-2 was added (the same seed
+// still gives the same model).
+void random_llama_blocks(TransformerParams& p, std::mt19937_64& rng, float std) {
+  const ModelConfig& c = p.cfg;
+  const int64_t d = c.dim, h = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
+  const float out_std = std / std::sqrt(2.0f * c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string s = "blk." + std::to_string(l) + ".";
+    BlockParams& b = p.blocks[l];
+    b.attn_norm = Parameter(s + "attn_norm.weight", filled(d, 1.0f), false);
+    b.wq = Parameter(s + "attn_q.weight", normal({q, d}, std, rng));
+    b.wk = Parameter(s + "attn_k.weight", normal({kv, d}, std, rng));
+    b.wv = Parameter(s + "attn_v.weight", normal({kv, d}, std, rng));
+    b.wo = Parameter(s + "attn_output.weight", normal({d, q}, out_std, rng));
+    b.ffn_norm = Parameter(s + "ffn_norm.weight", filled(d, 1.0f), false);
+    b.w_gate = Parameter(s + "ffn_gate.weight", normal({h, d}, std, rng));
+    b.w_up = Parameter(s + "ffn_up.weight", normal({h, d}, std, rng));
+    b.w_down = Parameter(s + "ffn_down.weight", normal({d, h}, out_std, rng));
+  }
+}
+
+// GPT-2 blocks, in BlockParams order.
 void random_gpt2_blocks(TransformerParams& p, std::mt19937_64& rng, float std) {
   const ModelConfig& c = p.cfg;
   const float out_std = std / std::sqrt(2.0f * c.n_layers);
@@ -120,25 +140,14 @@ TransformerParams TransformerParams::random(const ModelConfig& cfg, uint64_t see
   TransformerParams p;
   p.cfg = cfg;
   const bool gpt2 = cfg.arch == Arch::GPT2;
-  const int64_t d = cfg.dim, h = cfg.hidden_dim, q = cfg.q_dim(), kv = cfg.kv_dim();
-  const float out_std = std / std::sqrt(2.0f * cfg.n_layers);
+  const int64_t d = cfg.dim;
   p.tok_embd = Parameter("token_embd.weight", normal({cfg.vocab_size, d}, std, rng));
   if (gpt2) p.pos_embd = Parameter("position_embd.weight", normal({cfg.max_seq_len, d}, std / 2, rng));
   p.blocks.resize(cfg.n_layers);
-  if (gpt2) random_gpt2_blocks(p, rng, std);
-  for (int l = 0; l < cfg.n_layers && !gpt2; ++l) {
-    const std::string s = "blk." + std::to_string(l) + ".";
-    BlockParams& b = p.blocks[l];
-    b.attn_norm = Parameter(s + "attn_norm.weight", filled(d, 1.0f), false);
-    b.wq = Parameter(s + "attn_q.weight", normal({q, d}, std, rng));
-    b.wk = Parameter(s + "attn_k.weight", normal({kv, d}, std, rng));
-    b.wv = Parameter(s + "attn_v.weight", normal({kv, d}, std, rng));
-    b.wo = Parameter(s + "attn_output.weight", normal({d, q}, out_std, rng));
-    b.ffn_norm = Parameter(s + "ffn_norm.weight", filled(d, 1.0f), false);
-    b.w_gate = Parameter(s + "ffn_gate.weight", normal({h, d}, std, rng));
-    b.w_up = Parameter(s + "ffn_up.weight", normal({h, d}, std, rng));
-    b.w_down = Parameter(s + "ffn_down.weight", normal({d, h}, out_std, rng));
-  }
+  if (gpt2)
+    random_gpt2_blocks(p, rng, std);
+  else
+    random_llama_blocks(p, rng, std);
   p.out_norm = Parameter("output_norm.weight", filled(d, 1.0f), false);
   if (gpt2) p.out_norm_b = Parameter("output_norm.bias", filled(d, 0.0f), false);
   if (!cfg.tied_embeddings) p.output = Parameter("output.weight", normal({cfg.vocab_size, d}, std, rng));

@@ -3,7 +3,8 @@
 # trained at an equal token budget with (a) CE only, (b) forward KL, (c) token-level reverse KL,
 # (d) forward KL + TinyBERT hidden-state MSE; then `shrink eval` of each and of the teacher.
 # More runs by name: fkl1 (α 1, T 1), fkla (forward KL + TinyBERT attention-score MSE on the same
-# layer pairs), fklm (forward KL + MiniLM last-block attention and value-relation KL).
+# layer pairs), fklm (forward KL + MiniLM last-block attention and value-relation KL); fkla01 and
+# fklm01: the same with the auxiliary weight 0.1 instead of 1.
 # Usage: scripts/distill_table.sh [STEPS=200] [OUT=/tmp/distill_table] [RUNS="ce fkl rkl fklh"]
 # Env: SHRINK (binary, default ./build/shrink), ASSETS (default ../shared/assets),
 #      DATA (training text; default the first 8 MB of gutenberg/train.txt, made on first use),
@@ -39,6 +40,8 @@ flags_of() {
     fkl1) echo "--loss fkl --alpha 1 --temperature 1" ;;
     fkla) echo "--loss fkl --alpha 0.9 --temperature 2 --attention-loss 1 --hidden-map 0:1,1:3,2:5,3:7" ;;
     fklm) echo "--loss fkl --alpha 0.9 --temperature 2 --minilm-loss 1" ;;
+    fkla01) echo "--loss fkl --alpha 0.9 --temperature 2 --attention-loss 0.1 --hidden-map 0:1,1:3,2:5,3:7" ;;
+    fklm01) echo "--loss fkl --alpha 0.9 --temperature 2 --minilm-loss 0.1" ;;
     *) echo "unknown run $1" >&2; exit 2 ;;
   esac
 }

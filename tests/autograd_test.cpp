@@ -52,6 +52,20 @@ TEST(Autograd, AddMulScaleAndReuse) {
   expect_grads_match(ps, [](Graph&, std::vector<Var>& l) { return project(add(mul(l[0], l[0]), scale(l[0], 3.0f))); });
 }
 
+// GPT-2's q, k, v out of the fused projection: two overlapping slices of one input add up.
+TEST(Autograd, ColumnsSliceAndOverlap) {
+  std::vector<Parameter> ps{rand_param("x", {5, 9}, 4)};
+  expect_grads_match(ps, [](Graph&, std::vector<Var>& l) {
+    return add(project(columns(l[0], 2, 4), 1), project(columns(l[0], 5, 4), 2));
+  });
+  Graph g;
+  Parameter x = rand_param("x", {3, 9}, 5);
+  Var y = columns(g.param(x), 6, 3);
+  EXPECT_EQ(y->value.shape, (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(y->v()[4], x.value.f32()[9 + 7]);
+  EXPECT_THROW(columns(g.param(x), 7, 3), Error);
+}
+
 TEST(Autograd, EmbeddingScatterAddsRepeatedTokens) {
   std::vector<Parameter> ps{rand_param("table", {6, 5}, 6)};
   const std::vector<int32_t> tokens{1, 4, 1, 0, 5, 1};
@@ -156,7 +170,7 @@ TEST(Autograd, KlDivergenceDistillation) {
 // the model's Parameters, which share their value and gradient tensors.
 TEST(Autograd, TwoLayerLlamaMatchesFiniteDifferences) {
   for (bool tied : {false, true}) {
-    LlamaParams model = LlamaParams::random(tiny_llama(tied), 7, 0.5f);
+    TransformerParams model = TransformerParams::random(tiny_llama(tied), 7, 0.5f);
     const int64_t seq = 5;
     const std::vector<int32_t> tokens = random_tokens(2 * seq + 1, 11, 3);
     const std::vector<int32_t> in(tokens.begin(), tokens.end() - 1), target(tokens.begin() + 1, tokens.end());
@@ -171,7 +185,7 @@ TEST(Autograd, TwoLayerLlamaMatchesFiniteDifferences) {
 
 // Gradients of a batch equal the mean of its micro-batches' (accumulation).
 TEST(Autograd, GradientAccumulationEqualsTheWholeBatch) {
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 5, 0.3f);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 5, 0.3f);
   const int64_t seq = 4;
   const std::vector<int32_t> in = random_tokens(2 * seq, 11, 1), target = random_tokens(2 * seq, 11, 2);
   auto run = [&](int64_t from, int64_t count, float weight) {
@@ -259,7 +273,7 @@ std::vector<float> train_tiny(uint64_t seed, int steps, double* ms_per_step = nu
   c.n_kv_heads = 2;
   c.vocab_size = 37;
   c.validate("tiny train llama");
-  LlamaParams model = LlamaParams::random(c, seed);
+  TransformerParams model = TransformerParams::random(c, seed);
   const int64_t seq = 16, batch = 4;
   const std::vector<int32_t> data = random_tokens(batch * seq + 1, c.vocab_size, seed + 1);
   const std::vector<int32_t> in(data.begin(), data.end() - 1), target(data.begin() + 1, data.end());
@@ -306,7 +320,7 @@ TEST(Autograd, LlamaGraphMatchesInferenceLogitsOnStories260K) {
   KVCache cache = model.new_cache(n);
   std::vector<float> ref(size_t(n) * m.config.vocab_size);
   model.forward(tokens.data(), n, cache, ref.data(), true);
-  LlamaParams params = LlamaParams::from_model_file(m);
+  TransformerParams params = TransformerParams::from_model_file(m);
   Graph g;
   Var logits = llama_logits(g, params, tokens, n);
   double worst = 0;

@@ -249,7 +249,7 @@ TEST(DistillCli, TrainingGraphHonoursPerLayerSizes) {
   KVCache cache = model.new_cache(n);
   std::vector<float> ref(size_t(n) * c.vocab_size);
   model.forward(tokens.data(), n, cache, ref.data(), true);
-  train::LlamaParams p = train::LlamaParams::from_model_file(m);
+  train::TransformerParams p = train::TransformerParams::from_model_file(m);
   train::Graph g;
   train::Var logits = train::llama_logits(g, p, tokens, n);
   float worst = 0;

@@ -158,13 +158,13 @@ TEST(DistillLoss, RelationKlOfAttentionAndValueRelations) {
 // llama_logits with taps returns the same logits as without, one tap per block,
 // and the last block's output feeds the head: a feature loss on a tap has gradients.
 TEST(DistillLoss, LlamaTapsExposeBlockOutputs) {
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 7, 0.5f);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 7, 0.5f);
   const int64_t seq = 5;
   const std::vector<int32_t> tokens = random_tokens(2 * seq, 11, 3);
   Graph g;
   Var plain = llama_logits(g, model, tokens, seq);
   std::vector<BlockTaps> taps;
-  Var tapped = llama_logits(g, model, tokens, seq, LlamaGraphOptions{&taps});
+  Var tapped = llama_logits(g, model, tokens, seq, GraphOptions{&taps});
   for (int64_t i = 0; i < plain->value.numel(); ++i) ASSERT_EQ(plain->v()[i], tapped->v()[i]);
   ASSERT_EQ(taps.size(), 2u);
   for (const BlockTaps& t : taps) {
@@ -182,7 +182,7 @@ TEST(DistillLoss, LlamaTapsExposeBlockOutputs) {
       ps,
       [&](Graph& gg, std::vector<Var>&) {
         std::vector<BlockTaps> tp;
-        Var logits = llama_logits(gg, model, tokens, seq, LlamaGraphOptions{&tp});
+        Var logits = llama_logits(gg, model, tokens, seq, GraphOptions{&tp});
         return add(cross_entropy(logits, next), hidden_state_mse(tp[0].out, gg.constant(target_hidden)));
       },
       Tolerance{1e-2f, 2e-2, 2e-3});
@@ -191,8 +191,8 @@ TEST(DistillLoss, LlamaTapsExposeBlockOutputs) {
 TEST(StudentInit, EveryKthLayerCopiesAndRenames) {
   ModelConfig c = tiny_llama(false);
   c.n_layers = 5;
-  LlamaParams teacher = LlamaParams::random(c, 3, 0.3f);
-  LlamaParams student = student_every_kth_layer(teacher, 2);  // layers 0, 2, 4
+  TransformerParams teacher = TransformerParams::random(c, 3, 0.3f);
+  TransformerParams student = student_every_kth_layer(teacher, 2);  // layers 0, 2, 4
   ASSERT_EQ(student.blocks.size(), 3u);
   EXPECT_EQ(student.cfg.n_layers, 3);
   EXPECT_EQ(student.blocks[1].wq.name, "blk.1.attn_q.weight");
@@ -209,7 +209,7 @@ TEST(StudentInit, EveryKthLayerCopiesAndRenames) {
   const std::vector<int32_t> tokens = random_tokens(6, 11, 1);
   Graph g;
   EXPECT_EQ(llama_logits(g, student, tokens, 6)->value.shape, (std::vector<int64_t>{6, 11}));
-  LlamaParams same = student_from_layers(teacher, {0, 1, 2, 3, 4});
+  TransformerParams same = student_from_layers(teacher, {0, 1, 2, 3, 4});
   Var a = llama_logits(g, teacher, tokens, 6), b = llama_logits(g, same, tokens, 6);
   for (int64_t i = 0; i < a->value.numel(); ++i) ASSERT_EQ(a->v()[i], b->v()[i]);
   EXPECT_THROW(student_from_layers(teacher, {2, 1}), Error);

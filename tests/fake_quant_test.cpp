@@ -119,8 +119,8 @@ TEST(FakeQuant, LsqGradientsMatchFiniteDifferencesOfTheSurrogate) {
 // (weights and logits).
 TEST(FakeQuant, QatTrainsAndExportsExactly) {
   OneThread one;
-  LlamaParams teacher = LlamaParams::random(tiny_llama(false), 8, 0.5f);
-  LlamaParams student = clone_params(teacher);
+  TransformerParams teacher = TransformerParams::random(tiny_llama(false), 8, 0.5f);
+  TransformerParams student = clone_params(teacher);
   FakeQuant fq(student, FakeQuantConfig{2, 8, true, {"q", "k", "v", "o", "gate", "up", "down", "head"}, false, {}});
   const int64_t seq = 8;
   const std::vector<int32_t> tokens = random_tokens(2 * seq, 11, 9);
@@ -130,7 +130,7 @@ TEST(FakeQuant, QatTrainsAndExportsExactly) {
   for (Parameter* p : fq.params()) params.push_back(p);
   EXPECT_EQ(fq.params().size(), 2u * 7 + 1);
   AdamW adam(params, AdamWConfig{0.9, 0.99, 1e-8, 0.0});
-  const LlamaGraphOptions opt{nullptr, false, nullptr, &fq};
+  const GraphOptions opt{nullptr, false, nullptr, &fq};
   float first = 0, last = 0;
   for (int step = 0; step < 30; ++step) {
     zero_grad(params);
@@ -152,7 +152,7 @@ TEST(FakeQuant, QatTrainsAndExportsExactly) {
   }
   // A dense copy of the quantized model (quantize_in_place) gives the QAT graph's logits exactly.
   Var qat = llama_logits(g, student, tokens, seq, opt);
-  LlamaParams exported = clone_params(student);
+  TransformerParams exported = clone_params(student);
   fq.quantize_in_place(exported);
   Var plain = llama_logits(g, exported, tokens, seq);
   expect_bit_equal(plain->v(), qat->v(), qat->value.numel(), "logits");

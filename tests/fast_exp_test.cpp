@@ -31,6 +31,16 @@ TEST(FastExp, MatchesStdExpOverTheRange) {
   EXPECT_TRUE(std::isfinite(kernels::exp_approx(100.0f)));
 }
 
+TEST(FastExp, TanhMatchesStdTanh) {
+  double worst = 0;
+  for (float u = -30.0f; u <= 30.0f; u += 0.00137f)
+    worst = std::max(worst, std::abs(double(kernels::tanh_approx(u)) - std::tanh(double(u))));
+  EXPECT_LT(worst, 5e-7);
+  EXPECT_NEAR(kernels::tanh_approx(100.0f), 1.0f, 1e-7);
+  EXPECT_NEAR(kernels::tanh_approx(-100.0f), -1.0f, 1e-7);
+  EXPECT_EQ(kernels::tanh_approx(0.0f), 0.0f);
+}
+
 TEST(FastExp, SoftmaxOfEqualAndExtremeRowsStaysFinite) {
   std::vector<float> x(37, 3.0f);
   kernels::softmax_fast(x.data(), 37);

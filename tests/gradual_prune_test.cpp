@@ -143,7 +143,7 @@ std::vector<int32_t> stream(int64_t n, uint64_t seed) {
   return t;
 }
 
-TrainObjective pruning_objective(LlamaParams& p, std::shared_ptr<prune::GradualPruner>& keep) {
+TrainObjective pruning_objective(TransformerParams& p, std::shared_ptr<prune::GradualPruner>& keep) {
   std::vector<Parameter*> w;
   for (auto& b : p.blocks)
     for (Parameter* q : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) w.push_back(q);
@@ -167,17 +167,17 @@ TEST(GradualPrune, ResumedTrainingEqualsUninterrupted) {
   TrainOptions o;
   o.steps = 10, o.batch = 2, o.seq_len = 16, o.lr = 3e-3, o.warmup = 2, o.seed = 5;
   std::shared_ptr<prune::GradualPruner> k1, k2, k3;
-  LlamaParams whole = LlamaParams::random(tiny_config(), 1);
+  TransformerParams whole = TransformerParams::random(tiny_config(), 1);
   Trainer a(whole, data, valid, o, pruning_objective(whole, k1));
   a.run(-1, nullptr, nullptr);
   TrainOptions oc = o;
   oc.ckpt_dir = dir, oc.ckpt_every = 4;
   {
-    LlamaParams first = LlamaParams::random(tiny_config(), 1);
+    TransformerParams first = TransformerParams::random(tiny_config(), 1);
     Trainer b(first, data, valid, oc, pruning_objective(first, k2));
     b.run(4, nullptr, nullptr);
   }
-  LlamaParams resumed = LlamaParams::random(tiny_config(), 1);
+  TransformerParams resumed = TransformerParams::random(tiny_config(), 1);
   Trainer c(resumed, data, valid, oc, pruning_objective(resumed, k3));
   c.restore(c.checkpoint_path());
   c.run(-1, nullptr, nullptr);

@@ -24,7 +24,7 @@ void randomize(Parameter& p, uint64_t seed, float amp) {
 }
 
 TEST(Lora, TargetsShapesAndParameterList) {
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 1, 0.3f);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 1, 0.3f);
   LoraAdapters lora(model, LoraConfig{2, 4.0f, parse_lora_targets("q,v,down"), 1});
   EXPECT_EQ(lora.size(), 6u);  // 3 roles x 2 blocks
   EXPECT_FLOAT_EQ(lora.scaling(), 2.0f);
@@ -46,7 +46,7 @@ TEST(Lora, TargetsShapesAndParameterList) {
 // differences; the frozen base gets none.
 TEST(Lora, AdapterGradientsWithFrozenBase) {
   for (bool tied : {false, true}) {
-    LlamaParams model = LlamaParams::random(tiny_llama(tied), 2, 0.5f);
+    TransformerParams model = TransformerParams::random(tiny_llama(tied), 2, 0.5f);
     LoraAdapters lora(model, LoraConfig{2, 3.0f, parse_lora_targets(tied ? "all" : "q,o,up"), 7});
     uint64_t seed = 100;
     for (Parameter* p : lora.params())
@@ -55,7 +55,7 @@ TEST(Lora, AdapterGradientsWithFrozenBase) {
     const std::vector<int32_t> in = random_tokens(2 * seq, 11, 3), target = random_tokens(2 * seq, 11, 4);
     std::vector<Parameter> ps;
     for (Parameter* p : lora.params()) ps.push_back(*p);
-    const LlamaGraphOptions opt{nullptr, true, &lora, nullptr};
+    const GraphOptions opt{nullptr, true, &lora, nullptr};
     zero_grad(model.all());
     expect_grads_match(
         ps, [&](Graph& g, std::vector<Var>&) { return cross_entropy(llama_logits(g, model, in, seq, opt), target); },
@@ -66,11 +66,11 @@ TEST(Lora, AdapterGradientsWithFrozenBase) {
 }
 
 TEST(Lora, ZeroBLeavesTheModelAndMergeReproducesTheAdapters) {
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 3, 0.5f);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 3, 0.5f);
   LoraAdapters lora(model, LoraConfig{3, 6.0f, parse_lora_targets("all"), 2});
   const int64_t seq = 6;
   const std::vector<int32_t> tokens = random_tokens(2 * seq, 11, 5);
-  const LlamaGraphOptions opt{nullptr, true, &lora, nullptr};
+  const GraphOptions opt{nullptr, true, &lora, nullptr};
   Graph g;
   Var base = llama_logits(g, model, tokens, seq), adapted = llama_logits(g, model, tokens, seq, opt);
   for (int64_t i = 0; i < base->value.numel(); ++i) ASSERT_EQ(base->v()[i], adapted->v()[i]);  // B = 0
@@ -78,7 +78,7 @@ TEST(Lora, ZeroBLeavesTheModelAndMergeReproducesTheAdapters) {
   uint64_t seed = 200;
   for (Parameter* p : lora.params()) randomize(*p, seed++, 0.3f);  // as if trained
   Var with_adapters = llama_logits(g, model, tokens, seq, opt);
-  LlamaParams merged = clone_params(model);
+  TransformerParams merged = clone_params(model);
   lora.merge_into(merged);
   Var merged_logits = llama_logits(g, merged, tokens, seq);
   double worst = 0, moved = 0;
@@ -94,13 +94,13 @@ TEST(Lora, ZeroBLeavesTheModelAndMergeReproducesTheAdapters) {
 
 TEST(Lora, TrainingOnlyAdaptersLowersTheLoss) {
   OneThread one;  // tiny products: threads only add barriers
-  LlamaParams model = LlamaParams::random(tiny_llama(false), 4, 0.3f);
-  LlamaParams before = clone_params(model);
+  TransformerParams model = TransformerParams::random(tiny_llama(false), 4, 0.3f);
+  TransformerParams before = clone_params(model);
   LoraAdapters lora(model, LoraConfig{4, 8.0f, parse_lora_targets("all"), 3});
   const int64_t seq = 8;
   const std::vector<int32_t> data = random_tokens(2 * seq + 1, 11, 6);
   const std::vector<int32_t> in(data.begin(), data.end() - 1), target(data.begin() + 1, data.end());
-  const LlamaGraphOptions opt{nullptr, true, &lora, nullptr};
+  const GraphOptions opt{nullptr, true, &lora, nullptr};
   AdamW adam(lora.params(), AdamWConfig{0.9, 0.99, 1e-8, 0.0});
   float first = 0, last = 0;
   for (int step = 0; step < 40; ++step) {

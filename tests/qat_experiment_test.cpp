@@ -41,14 +41,14 @@ TEST(QatExperiment, DISABLED_TemperatureControl) {
   const std::vector<int32_t> tokens = f.tokenizer->encode(text.substr(newline_after(text, text.size() - 100000)), true);
   const int64_t seq = 256, windows = std::min<int64_t>(40, int64_t(tokens.size() - 1) / seq);
   for (float T : {1.0f, 1.1f, 1.25f, 1.5f}) {
-    LlamaParams p = LlamaParams::from_model_file(f);
+    TransformerParams p = TransformerParams::from_model_file(f);
     for (int64_t i = 0; i < p.out_norm.numel(); ++i) p.out_norm.value.f32()[i] /= T;
     double nll = 0;
     for (int64_t w = 0; w < windows; ++w) {
       const std::vector<int32_t> in(tokens.begin() + w * seq, tokens.begin() + (w + 1) * seq),
           target(tokens.begin() + w * seq + 1, tokens.begin() + (w + 1) * seq + 1);
       Graph g;
-      nll += cross_entropy(llama_logits(g, p, in, seq, LlamaGraphOptions{nullptr, true}), target)->v()[0];
+      nll += cross_entropy(llama_logits(g, p, in, seq, GraphOptions{nullptr, true}), target)->v()[0];
     }
     std::printf("f32 logits / %.2f: PPL %.4f (all positions, %lld windows of %lld)\n", T, std::exp(nll / windows),
                 (long long)windows, (long long)seq);

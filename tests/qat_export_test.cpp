@@ -83,7 +83,7 @@ TEST(QatExport, ExportedWeightsEqualTheFakeQuantForward) {
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.type + (c.lsq ? " lsq" : " rtn") + (c.tied ? " tied" : " untied"));
     ModelFile m = random_model(awkward_config(c.tied), DType::F32, 3);
-    LlamaParams p = LlamaParams::from_model_file(m);
+    TransformerParams p = TransformerParams::from_model_file(m);
     QatQuantizer q(p, options_for(c), c.lsq);
     EXPECT_EQ(!q.params().empty(), c.lsq);
     if (c.lsq) perturb_steps(q, c.type == "q4_0", 7);
@@ -123,7 +123,7 @@ TEST(QatExport, StartFromAnotherQuantizationIsThatModel) {
   for (const char* type : {"q4_0", "int4g64sym"}) {
     SCOPED_TRACE(type);
     ModelFile m = random_model(awkward_config(false), DType::F32, 9);
-    LlamaParams p = LlamaParams::from_model_file(m);
+    TransformerParams p = TransformerParams::from_model_file(m);
     const quant::QuantizeOptions opt = quant::type_options(quant::QuantTarget::parse(type), false);
     QatQuantizer q(p, opt, true);
     perturb_steps(q, false, 3);  // away from the start, so start_from has to set them
@@ -144,7 +144,7 @@ TEST(QatExport, StartFromAnotherQuantizationIsThatModel) {
 
 TEST(QatExport, LsqIsRefusedWhereScalesCannotBeExportedExactly) {
   ModelFile m = random_model(awkward_config(false), DType::F32, 3);
-  LlamaParams p = LlamaParams::from_model_file(m);
+  TransformerParams p = TransformerParams::from_model_file(m);
   for (const char* t : {"q2_k", "q4_k", "q4_1", "int4g32", "nf4g64", "int4g32symclip"}) {
     const std::string err = test::error_of([&] { QatQuantizer(p, quant::type_options(quant::QuantTarget::parse(t), false), true); });
     EXPECT_NE(err.find("--lsq"), std::string::npos) << t << ": " << err;
@@ -165,7 +165,7 @@ TEST(QatExport, TrainedModelExportsToTheFakeQuantLogits) {
   for (const Case& c : {Case{"q4_0", true, false}, Case{"int2g32sym", true, false}, Case{"q2_k", false, true}}) {
     SCOPED_TRACE(c.type);
     ModelFile m = random_model(awkward_config(c.tied), DType::F32, 5);
-    LlamaParams p = LlamaParams::from_model_file(m);
+    TransformerParams p = TransformerParams::from_model_file(m);
     QatQuantizer q(p, options_for(c), c.lsq);
     std::vector<int32_t> data = test::random_tokens(2000, 11);
     for (auto& t : data) t %= 300;
@@ -248,7 +248,7 @@ TEST(QatExport, RuntimeActivationsGiveTheDecodeKernelsLogits) {
                         Case{"int4g32sym", true, true}, Case{"int2g40sym", true, false}, Case{"int3g64sym", false, false}}) {
     SCOPED_TRACE(c.type);
     ModelFile m = random_model(awkward_config(c.tied), DType::F32, 6);
-    LlamaParams p = LlamaParams::from_model_file(m);
+    TransformerParams p = TransformerParams::from_model_file(m);
     quant::QuantizeOptions opt = options_for(c);
     opt.quantize_head = c.type != "int3g64sym";  // int3 alone: 3-bit groups multiply f32 activations
     QatQuantizer q(p, opt, c.lsq, QatActivations::Runtime);
@@ -260,7 +260,7 @@ TEST(QatExport, RuntimeActivationsGiveTheDecodeKernelsLogits) {
     for (auto& t : toks) t %= 300;
     auto exported = q.export_model(p, m);
     const std::vector<float> decoded = decode_logits(*exported, toks);
-    LlamaGraphOptions o;
+    GraphOptions o;
     o.fake_quant = &q;
     Graph g;
     const int agree = rows_within(decoded, llama_logits(g, p, toks, n, o)->value.f32(), 300, 5e-6);

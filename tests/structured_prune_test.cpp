@@ -249,6 +249,33 @@ TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLast) {
   }
 }
 
+// The same on GPT-2: a head's rows in each third of the fused qkv, and its attn_output columns.
+TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLastOnGpt2) {
+  ModelFile m = small_model(Arch::GPT2);
+  const int64_t hd = m.config.head_dim, qd = m.config.q_dim();
+  for (int part = 0; part < 3; ++part) scale_rows(m, "blk.1.attn_qkv.weight", part * qd + 2 * hd, part * qd + 3 * hd, 1e-3f);
+  scale_cols(m, "blk.1.attn_output.weight", 2 * hd, 3 * hd, 1e-3f);
+  scale_rows(m, "blk.2.ffn_up.weight", 17, 18, 1e-3f);
+  scale_cols(m, "blk.2.ffn_down.weight", 17, 18, 1e-3f);
+  const calib::CalibSet calib = random_calib(m.config.vocab_size);
+  for (Importance imp : {Importance::L1, Importance::L2, Importance::Activation, Importance::Taylor}) {
+    for (StructKind k : {StructKind::Heads, StructKind::Channels}) {
+      prune::LayerScores s;
+      if (imp == Importance::L1 || imp == Importance::L2) {
+        s = prune::weight_norm_scores(m, k, imp);
+      } else if (imp == Importance::Taylor) {
+        s = prune::taylor_scores(m, calib, k);
+      } else {
+        Transformer t(m);
+        s = prune::activation_scores(t, calib, k);
+      }
+      const int layer = k == StructKind::Heads ? 1 : 2, dead = k == StructKind::Heads ? 2 : 17;
+      ASSERT_EQ(int(s[layer].size()), prune::group_count(m.config, k, layer));
+      EXPECT_EQ(argmin(s[layer]), dead) << prune::importance_name(imp) << " " << prune::struct_kind_name(k);
+    }
+  }
+}
+
 TEST(StructuredPrune, BlockInfluenceRanksAnIdentityBlockLast) {
   ModelFile m = small_model(Arch::Llama);
   scale_cols(m, "blk.1.attn_output.weight", 0, m.config.dim, 0.0f);  // block 1 adds nothing: out == in

@@ -55,7 +55,7 @@ std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
   return t;
 }
 
-std::vector<std::vector<float>> snapshot(LlamaParams& p) {
+std::vector<std::vector<float>> snapshot(TransformerParams& p) {
   std::vector<std::vector<float>> out;
   for (Parameter* q : p.all()) out.emplace_back(q->value.f32(), q->value.f32() + q->numel());
   return out;
@@ -185,7 +185,7 @@ TEST(TrainCheckpoint, RoundTripRestoresWeightsAndOptimizer) {
   set_num_threads(1);
   const std::string dir = test::temp_dir("train_ckpt");
   const std::vector<int32_t> data = random_tokens(2000, 64, 1), valid = random_tokens(200, 64, 2);
-  LlamaParams p = LlamaParams::random(tiny_config(), 1);
+  TransformerParams p = TransformerParams::random(tiny_config(), 1);
   Trainer t(p, data, valid, small_options(dir));
   for (int i = 0; i < 3; ++i) t.step();
   t.save_checkpoint(dir + "/c.ckpt");
@@ -193,7 +193,7 @@ TEST(TrainCheckpoint, RoundTripRestoresWeightsAndOptimizer) {
   EXPECT_EQ(h.at("step"), 3);
   EXPECT_EQ(h.at("adam_steps"), 3);
   EXPECT_EQ(config_from_json(h.at("config")).dim, 32);
-  LlamaParams q = LlamaParams::random(tiny_config(), 99);
+  TransformerParams q = TransformerParams::random(tiny_config(), 99);
   Trainer u(q, data, valid, small_options(dir));
   u.restore(dir + "/c.ckpt");
   EXPECT_EQ(snapshot(q), snapshot(p));
@@ -206,14 +206,14 @@ TEST(TrainCheckpoint, RoundTripRestoresWeightsAndOptimizer) {
 
   TrainOptions other = small_options(dir);
   other.lr = 1e-3;
-  LlamaParams r = LlamaParams::random(tiny_config(), 1);
+  TransformerParams r = TransformerParams::random(tiny_config(), 1);
   Trainer w(r, data, valid, other);
   EXPECT_THROW(w.restore(dir + "/c.ckpt"), Error);  // another trajectory
-  LlamaParams s = LlamaParams::random(tiny_config(3), 1);
+  TransformerParams s = TransformerParams::random(tiny_config(3), 1);
   Trainer x(s, data, valid, small_options(dir));
   EXPECT_THROW(x.restore(dir + "/c.ckpt"), Error);  // another shape
   const std::vector<int32_t> other_data = random_tokens(2000, 64, 7);
-  LlamaParams y = LlamaParams::random(tiny_config(), 1);
+  TransformerParams y = TransformerParams::random(tiny_config(), 1);
   Trainer z(y, other_data, valid, small_options(dir));
   EXPECT_THROW(z.restore(dir + "/c.ckpt"), Error);  // other data
   // Truncated: a clean error.
@@ -228,18 +228,18 @@ TEST(TrainCheckpoint, ResumeEqualsUninterrupted) {
   set_num_threads(1);
   const std::string dir = test::temp_dir("train_resume");
   const std::vector<int32_t> data = random_tokens(3000, 64, 1), valid = random_tokens(300, 64, 2);
-  LlamaParams whole = LlamaParams::random(tiny_config(), 1);
+  TransformerParams whole = TransformerParams::random(tiny_config(), 1);
   Trainer a(whole, data, valid, small_options());
   a.run(-1, nullptr, nullptr);
 
   TrainOptions o = small_options(dir);
   o.ckpt_every = 4;
   {
-    LlamaParams first = LlamaParams::random(tiny_config(), 1);
+    TransformerParams first = TransformerParams::random(tiny_config(), 1);
     Trainer b(first, data, valid, o);
     b.run(4, nullptr, nullptr);  // "killed" after the checkpoint of step 4
   }
-  LlamaParams resumed = LlamaParams::random(tiny_config(), 1);
+  TransformerParams resumed = TransformerParams::random(tiny_config(), 1);
   Trainer c(resumed, data, valid, o);
   c.restore(c.checkpoint_path());
   EXPECT_EQ(c.state().step, 4);
@@ -254,7 +254,7 @@ TEST(TrainCheckpoint, ResumeEqualsUninterrupted) {
 // Must-show 5: a one-layer model memorises one batch (loss → ~0).
 TEST(TrainLoop, OneLayerOverfitsATinyBatch) {
   const std::vector<int32_t> data = random_tokens(17, 64, 9);  // one window of 16 + 1: every batch is this one
-  LlamaParams p = LlamaParams::random(tiny_config(1), 1);
+  TransformerParams p = TransformerParams::random(tiny_config(1), 1);
   TrainOptions o;
   o.steps = 150, o.batch = 2, o.seq_len = 16, o.lr = 1e-2, o.min_lr = 1e-2, o.warmup = 0, o.weight_decay = 0;
   Trainer t(p, data, {}, o);

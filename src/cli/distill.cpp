@@ -33,7 +33,7 @@ train::KdLoss parse_kd_loss(const std::string& s) {
 }
 
 // "every:2" → the teacher's layers 0, 2, 4, ...; "0,3,5" → those layers.
-train::LlamaParams student_by_layers(const train::LlamaParams& teacher, const std::string& spec) {
+train::TransformerParams student_by_layers(const train::TransformerParams& teacher, const std::string& spec) {
   if (spec.rfind("every:", 0) == 0) {
     int k = 0;
     try {
@@ -57,12 +57,12 @@ train::LlamaParams student_by_layers(const train::LlamaParams& teacher, const st
   return train::student_from_layers(teacher, layers);
 }
 
-train::LlamaParams make_student(const DistillArgs& a, const train::LlamaParams& teacher) {
+train::TransformerParams make_student(const DistillArgs& a, const train::TransformerParams& teacher) {
   const int given = !a.student.empty() + !a.student_layers.empty() + !a.student_config.empty();
   SHRINK_CHECK(given == 1, "give exactly one of --student MODEL, --student-layers every:K|LIST or --student-config FILE");
-  if (!a.student.empty()) return train::LlamaParams::from_model_file(load_model(a.student, LoadOptions{}));
+  if (!a.student.empty()) return train::TransformerParams::from_model_file(load_model(a.student, LoadOptions{}));
   if (!a.student_layers.empty()) return student_by_layers(teacher, a.student_layers);
-  return train::LlamaParams::random(config_from_json_file(a.student_config), a.run.o.seed);
+  return train::TransformerParams::random(config_from_json_file(a.student_config), a.run.o.seed);
 }
 
 void run_distill(const DistillArgs& a) {
@@ -71,8 +71,8 @@ void run_distill(const DistillArgs& a) {
   lo.tokenizer_path = a.tokenizer;
   lo.require_tokenizer = true;
   ModelFile tm = load_model(a.teacher, lo);
-  train::LlamaParams teacher = train::LlamaParams::from_model_file(tm);
-  train::LlamaParams student = make_student(a, teacher);
+  train::TransformerParams teacher = train::TransformerParams::from_model_file(tm);
+  train::TransformerParams student = make_student(a, teacher);
   train::DistillSetup setup;
   setup.kd = {parse_kd_loss(a.loss), a.temperature, a.alpha, a.jsd_beta};
   setup.hidden_weight = a.hidden_loss;
@@ -109,7 +109,7 @@ void add_distill(CLI::App& app) {
       "widths differ. The teacher runs forward on each batch (nothing precomputed). Training flags, checkpoints\n"
       "and --resume are those of `shrink train`.");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  cmd->add_option("--teacher", a->teacher, "Teacher model (Llama: .gguf, HF dir, llama2.c .bin)")->required();
+  cmd->add_option("--teacher", a->teacher, "Teacher model (Llama or GPT-2: .gguf, HF dir, llama2.c .bin)")->required();
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer (default: the teacher's)");
   cmd->add_option("--student", a->student, "Start the student from this model (e.g. a pruned or factorized one)");
   cmd->add_option("--student-layers", a->student_layers,

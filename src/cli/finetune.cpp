@@ -1,4 +1,4 @@
-// shrink finetune MODEL --lora r=8[,alpha=16] [--lora-targets q,k,v,o,gate,up,down] --data FILE -o OUT.gguf
+// shrink finetune MODEL --lora r=8[,alpha=16] [--lora-targets all|q,k,v,o,gate,up,down|qkv,o,up,down] --data FILE -o OUT.gguf
 // LoRA fine-tuning (Hu et al. 2021) with the base frozen: the recovery step
 // after structured pruning (LLM-Pruner). Cross-entropy on the text, or with
 // --teacher the distillation loss of `shrink distill`. The adapters are merged
@@ -20,7 +20,7 @@ namespace {
 
 struct FinetuneArgs {
   ModelArgs model;
-  std::string lora = "r=8", targets = "q,k,v,o,gate,up,down", teacher, loss = "fkl";
+  std::string lora = "r=8", targets = "all", teacher, loss = "fkl";
   float alpha = 0.5f, temperature = 2.0f;
   bool keep_adapters = false;
   TrainRunArgs run;
@@ -60,24 +60,24 @@ train::LoraConfig parse_lora(const std::string& spec) {
 void run_finetune(const FinetuneArgs& a) {
   prepare_train_run(a.run);
   train::LoraConfig lc = parse_lora(a.lora);
-  lc.targets = train::parse_lora_targets(a.targets);
-  lc.seed = a.run.o.seed;
   ModelArgs ma = a.model;
   ma.threads = a.run.threads;
   ModelFile m = open_model(ma, true);
-  train::LlamaParams model = train::LlamaParams::from_model_file(m);
+  lc.targets = train::parse_lora_targets(a.targets, m.config.arch);
+  lc.seed = a.run.o.seed;
+  train::TransformerParams model = train::TransformerParams::from_model_file(m);
   train::LoraAdapters lora(model, lc);
   SHRINK_CHECK(lora.size() > 0, "--lora-targets ", a.targets, " matches no Linear of ", a.model.model);
   const train::TokenSplit data = load_train_data(a.run, *m.tokenizer, "finetune");
-  train::LlamaGraphOptions go;
+  train::GraphOptions go;
   go.freeze_base = true;
   go.lora = &lora;
   const nlohmann::json lora_json = {{"rank", lc.rank}, {"alpha", lc.alpha}, {"targets", lc.targets}};
-  std::unique_ptr<train::LlamaParams> teacher;
+  std::unique_ptr<train::TransformerParams> teacher;
   std::unique_ptr<train::DistillObjective> kd;
   train::TrainObjective objective;
   if (!a.teacher.empty()) {
-    teacher = std::make_unique<train::LlamaParams>(train::LlamaParams::from_model_file(load_model(a.teacher, {})));
+    teacher = std::make_unique<train::TransformerParams>(train::TransformerParams::from_model_file(load_model(a.teacher, {})));
     train::DistillSetup setup;
     SHRINK_CHECK(a.loss == "fkl" || a.loss == "rkl" || a.loss == "jsd", "--loss must be fkl, rkl or jsd");
     setup.kd = {a.loss == "fkl" ? train::KdLoss::ForwardKl : a.loss == "rkl" ? train::KdLoss::ReverseKl
@@ -113,13 +113,15 @@ void add_finetune(CLI::App& app) {
       "finetune",
       "LoRA fine-tuning with the base frozen (the recovery step after pruning), adapters merged into the\n"
       "weights at the end: W <- W + (alpha/r) B A. Cross-entropy on --data, or with --teacher the distillation\n"
-      "loss of `shrink distill`. Works on structurally pruned (per-layer sized) Llama models. Training flags,\n"
-      "checkpoints (of the adapters) and --resume are those of `shrink train`.");
+      "loss of `shrink distill`. Llama and GPT-2 models; structurally pruned (per-layer sized) Llamas too.\n"
+      "Training flags, checkpoints (of the adapters) and --resume are those of `shrink train`.");
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("model", a->model.model, "Model to fine-tune: .gguf, HF directory, llama2.c .bin")->required();
   cmd->add_option("--tokenizer", a->model.tokenizer, "Tokenizer (default: the model's)");
   cmd->add_option("--lora", a->lora, "Adapters: r=RANK[,alpha=A] (alpha default 2*RANK)")->capture_default_str();
-  cmd->add_option("--lora-targets", a->targets, "Linears to adapt: q,k,v,o,gate,up,down,head or all")
+  cmd->add_option("--lora-targets", a->targets,
+                  "Linears to adapt: all (every block Linear), or a list of q,k,v,o,gate,up,down,head (Llama) "
+                  "or qkv,o,up,down,head (GPT-2)")
       ->capture_default_str();
   cmd->add_option("--teacher", a->teacher, "Distil from this teacher instead of plain cross-entropy");
   cmd->add_option("--loss", a->loss, "With --teacher: fkl, rkl or jsd")->capture_default_str();

@@ -76,7 +76,7 @@ void add_structured_options(CLI::App* cmd, StructuredArgs& a) {
                   "channels, or of all blocks); layers: round(R x layers) blocks");
   cmd->add_option("--importance", a.importance,
                   "--structured: l1 | l2 (norm of the group's weights) | activation (mean |output| on --calib) | "
-                  "taylor (sum |w * dL/dw| on --calib, llama) | block (layers: 1 - cos(block input, output) on "
+                  "taylor (sum |w * dL/dw| on --calib) | block (layers: 1 - cos(block input, output) on "
                   "--calib). Default: l2, block for layers")
       ->check(CLI::IsMember({"l1", "l2", "activation", "taylor", "block"}));
   cmd->add_option("--multiple-of", a.multiple_of,

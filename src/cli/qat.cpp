@@ -52,7 +52,7 @@ quant::QuantizeOptions qat_options(const QatArgs& a, const ModelFile& m) {
 }
 
 // --init gptq: the block Linears start at GPTQ's result on --calib (weights and, with --lsq, scales).
-void start_from_gptq(const QatArgs& a, const ModelFile& m, const quant::QuantizeOptions& opt, train::LlamaParams& p,
+void start_from_gptq(const QatArgs& a, const ModelFile& m, const quant::QuantizeOptions& opt, train::TransformerParams& p,
                      train::QatQuantizer& qat) {
   SHRINK_CHECK(!a.calib_file.empty(), "--init gptq needs calibration text: --calib FILE");
   Transformer q(m);
@@ -82,25 +82,29 @@ void run_qat(const QatArgs& a) {
   ModelArgs ma = a.model;
   ma.threads = a.run.threads;
   ModelFile m = open_model(ma, true);
+  // Checked before training: save_quantized_hf refuses GPT-2 only when writing.
+  SHRINK_CHECK(m.config.arch != Arch::GPT2 || is_gguf_path(a.run.out), a.model.model,
+               ": a GPT-2 model can be QAT-trained toward ggml types written as GGUF (-o FILE.gguf), not toward "
+               "group formats (a Hugging Face compressed-tensors directory has no GPT-2 form)");
   const quant::QuantizeOptions opt = qat_options(a, m);
   SHRINK_CHECK(a.init == "rtn" || a.init == "gptq", "--init must be rtn or gptq (got '", a.init, "')");
-  train::LlamaParams model = train::LlamaParams::from_model_file(m);
+  train::TransformerParams model = train::TransformerParams::from_model_file(m);
   const auto act = a.act_quant == "runtime" ? train::QatActivations::Runtime : train::QatActivations::None;
   train::QatQuantizer qat(model, opt, a.lsq, act);
   if (a.init == "gptq") start_from_gptq(a, m, opt, model, qat);
   const train::TokenSplit data = load_train_data(a.run, *m.tokenizer, "qat");
 
-  train::LlamaGraphOptions go;
+  train::GraphOptions go;
   go.fake_quant = &qat;
   std::vector<train::Parameter*> params = model.all();
   for (train::Parameter* s : qat.params()) params.push_back(s);
-  std::unique_ptr<train::LlamaParams> teacher;
+  std::unique_ptr<train::TransformerParams> teacher;
   std::unique_ptr<train::DistillObjective> kd;
   train::TrainObjective objective;
   if (!a.teacher.empty()) {
-    teacher = std::make_unique<train::LlamaParams>(
-        a.teacher == "self" ? train::LlamaParams::from_model_file(m)
-                            : train::LlamaParams::from_model_file(load_model(a.teacher, {})));
+    teacher = std::make_unique<train::TransformerParams>(
+        a.teacher == "self" ? train::TransformerParams::from_model_file(m)
+                            : train::TransformerParams::from_model_file(load_model(a.teacher, {})));
     SHRINK_CHECK(a.loss == "fkl" || a.loss == "rkl" || a.loss == "jsd", "--loss must be fkl, rkl or jsd");
     train::DistillSetup setup;
     setup.kd = {a.loss == "fkl" ? train::KdLoss::ForwardKl : a.loss == "rkl" ? train::KdLoss::ReverseKl

@@ -1,5 +1,5 @@
 // shrink train --config C.json|--preset NAME|--init MODEL --tokenizer TOK --data FILE -o OUT.gguf
-// Trains a Llama-architecture model on a text file (src/train/trainer.h) and
+// Trains a Llama- or GPT-2-architecture model on a text file (src/train/trainer.h) and
 // writes it as GGUF with its tokenizer, ready for eval/run/bench.
 #include <malloc.h>
 
@@ -29,7 +29,7 @@ struct TrainArgs {
 // The model to train (random from a config, or an existing model's weights)
 // and its tokenizer.
 struct Start {
-  train::LlamaParams params;
+  train::TransformerParams params;
   std::shared_ptr<Tokenizer> tokenizer;
 };
 
@@ -42,7 +42,7 @@ Start make_start(const TrainArgs& a) {
     lo.tokenizer_path = a.tokenizer;
     lo.require_tokenizer = true;
     ModelFile m = load_model(a.init, lo);
-    s.params = train::LlamaParams::from_model_file(m);
+    s.params = train::TransformerParams::from_model_file(m);
     s.tokenizer = m.tokenizer;
     return s;
   }
@@ -52,7 +52,7 @@ Start make_start(const TrainArgs& a) {
   s.tokenizer = load_tokenizer_file(a.tokenizer, c.vocab_size);
   SHRINK_CHECK(s.tokenizer->vocab_size() <= c.vocab_size, a.tokenizer, ": the tokenizer has ",
                s.tokenizer->vocab_size(), " tokens but the model's vocab_size is ", c.vocab_size);
-  s.params = train::LlamaParams::random(c, a.run.o.seed);
+  s.params = train::TransformerParams::random(c, a.run.o.seed);
   return s;
 }
 
@@ -76,7 +76,8 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand(
       "train",
-      "Train a Llama-architecture model on a text file (from scratch, or --init MODEL to continue), write GGUF.\n"
+      "Train a Llama- or GPT-2-architecture model on a text file (from scratch, or --init MODEL to continue), write\n"
+      "GGUF (a GPT-2 config: \"arch\": \"gpt2\"; --seq-len up to its learned positions, max_seq_len).\n"
       "AdamW with linear warmup + cosine decay, global-norm clipping, gradient accumulation, f32 master weights;\n"
       "windows of --seq-len+1 tokens drawn at random (deterministic in --seed) from the tokenized --data\n"
       "(tokenized once, cached under --cache-dir). Checkpoints (--ckpt-dir) hold weights, AdamW state, step and\n"
@@ -86,7 +87,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--config", a->config, "Model shape as JSON (shrink fields or a Hugging Face config.json)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--preset", a->preset, "Model shape preset (see `shrink init --help`)");
-  cmd->add_option("--init", a->init, "Start from this Llama model's weights (HF dir, .gguf, llama2.c .bin)");
+  cmd->add_option("--init", a->init, "Start from this Llama or GPT-2 model's weights (HF dir, .gguf, llama2.c .bin)");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer: tokenizer.model, tokenizer.bin, tokenizer.json or .gguf "
                   "(with --init: default the model's)");
   add_train_run_options(cmd, a->run);

@@ -59,15 +59,10 @@ class LossLog {
   FILE* f_ = nullptr;
 };
 
-void save_model(train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, const std::string& out, DType dt) {
-  ModelFile m;
-  m.config = p.cfg;
+void save_model(train::TransformerParams& p, std::shared_ptr<Tokenizer> tok, const std::string& out, DType dt) {
+  ModelFile m = p.to_model_file(dt);
   m.tokenizer = std::move(tok);
-  m.format = "gguf";
   m.path = out;
-  for (train::Parameter* q : p.all())
-    m.tensors[q->name] = q->value.ndim() == 2 && dt != DType::F32 ? q->value.to(dt) : q->value;
-  check_model_tensors(m);
   save_gguf_model(m, out);
 }
 
@@ -183,7 +178,7 @@ void run_trainer(train::Trainer& trainer, const TrainRunArgs& a, const train::To
                (long long)trainer.state().step, (long long)trainer.state().tokens_seen, now_seconds() - t0);
 }
 
-void save_trained_model(train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, const TrainRunArgs& a) {
+void save_trained_model(train::TransformerParams& p, std::shared_ptr<Tokenizer> tok, const TrainRunArgs& a) {
   save_model(p, std::move(tok), a.out, parse_dtype(a.dtype));
   std::fprintf(stderr, "wrote %s\n", a.out.c_str());
 }
@@ -202,7 +197,7 @@ void add_gradual_prune_options(CLI::App* cmd, GradualPruneArgs& a) {
       ->capture_default_str()->group(group);
 }
 
-void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::LlamaParams& model,
+void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::TransformerParams& model,
                             train::TrainObjective& objective) {
   if (a.to == 0) return;
   prune::GradualPruneOptions g;

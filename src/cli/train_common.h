@@ -35,7 +35,7 @@ train::TokenSplit load_train_data(const TrainRunArgs& a, const Tokenizer& tok, c
 // validation and a progress line prefixed "tag: ".
 void run_trainer(train::Trainer& trainer, const TrainRunArgs& a, const train::TokenSplit& data, const std::string& tag);
 // Writes the parameters as a GGUF model with its tokenizer (2-D weights in `dtype`).
-void save_trained_model(train::LlamaParams& p, std::shared_ptr<Tokenizer> tok, const TrainRunArgs& a);
+void save_trained_model(train::TransformerParams& p, std::shared_ptr<Tokenizer> tok, const TrainRunArgs& a);
 std::string fmt_num(const char* f, double v);
 
 // --prune-to S and its schedule: gradual magnitude pruning (AGP) of the block
@@ -48,7 +48,7 @@ struct GradualPruneArgs {
 void add_gradual_prune_options(CLI::App* cmd, GradualPruneArgs& a);
 // When --prune-to is given: installs the pruner as objective.after_update and
 // records its schedule in the objective's trajectory (a resumed run must match).
-void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::LlamaParams& model,
+void attach_gradual_pruning(const GradualPruneArgs& a, const train::TrainOptions& o, train::TransformerParams& model,
                             train::TrainObjective& objective);
 
 }  // namespace shrink::cli

@@ -2,7 +2,7 @@
 //
 // File layout (little-endian):
 //   "SHRKCKPT"  u32 version  u64 header_bytes  header (JSON)
-//   then for each parameter, in LlamaParams::all() order:
+//   then for each parameter, in TransformerParams::all() order:
 //   u64 numel, f32 value[numel], f32 adam_m[numel], f32 adam_v[numel]
 // The JSON header holds the model config, the run's options, the step, the
 // tokens seen, the sampler counter, AdamW's step count, the parameter names

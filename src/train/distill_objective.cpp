@@ -30,8 +30,8 @@ std::vector<std::pair<int, int>> parse_hidden_map(const std::string& text, int s
   return out;
 }
 
-DistillObjective::DistillObjective(LlamaParams& student, LlamaParams& teacher, DistillSetup setup, int64_t seq_len,
-                                   LlamaGraphOptions student_options, std::vector<Parameter*> student_params)
+DistillObjective::DistillObjective(TransformerParams& student, TransformerParams& teacher, DistillSetup setup, int64_t seq_len,
+                                   GraphOptions student_options, std::vector<Parameter*> student_params)
     : student_(student),
       teacher_(teacher),
       setup_(std::move(setup)),
@@ -93,10 +93,10 @@ Var DistillObjective::loss(Graph& g, const Batch& b) {
   {
     Graph tg;
     std::vector<BlockTaps> taps;
-    LlamaGraphOptions to;
+    GraphOptions to;
     to.freeze_base = true;
     if (taps_needed) to.taps = &taps;
-    teacher_logits = llama_logits(tg, teacher_, b.inputs, seq_len_, to)->value;  // shared storage outlives tg
+    teacher_logits = model_logits(tg, teacher_, b.inputs, seq_len_, to)->value;  // shared storage outlives tg
     for (const auto& [s, t] : setup_.hidden_map) {
       if (setup_.hidden_weight > 0) teacher_hidden.push_back(taps[t].out->value);
       if (setup_.attention_weight > 0) teacher_scores.push_back(attention_map(taps[t], tc, t, seq_len_, false)->value);
@@ -107,9 +107,9 @@ Var DistillObjective::loss(Graph& g, const Batch& b) {
     }
   }
   std::vector<BlockTaps> taps;
-  LlamaGraphOptions so = student_options_;
+  GraphOptions so = student_options_;
   if (taps_needed) so.taps = &taps;
-  Var logits = llama_logits(g, student_, b.inputs, seq_len_, so);
+  Var logits = model_logits(g, student_, b.inputs, seq_len_, so);
   Var loss = distillation_loss(logits, g.constant(teacher_logits), b.targets, setup_.kd);
   // Each feature term is the mean over its pairs, times its weight.
   const float pairs = float(setup_.hidden_map.size());

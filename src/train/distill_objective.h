@@ -36,8 +36,8 @@ class DistillObjective {
  public:
   // The student's graph is built with `student_options` (LoRA, frozen base);
   // `student_params` are what is trained (empty = student.all()). Both models must outlive this.
-  DistillObjective(LlamaParams& student, LlamaParams& teacher, DistillSetup setup, int64_t seq_len,
-                   LlamaGraphOptions student_options = {}, std::vector<Parameter*> student_params = {});
+  DistillObjective(TransformerParams& student, TransformerParams& teacher, DistillSetup setup, int64_t seq_len,
+                   GraphOptions student_options = {}, std::vector<Parameter*> student_params = {});
 
   // The Trainer's objective: the loss above over the student's parameters and the projection.
   TrainObjective objective();
@@ -47,11 +47,11 @@ class DistillObjective {
   Var loss(Graph& g, const Batch& b);
   bool needs_taps() const;
 
-  LlamaParams& student_;
-  LlamaParams& teacher_;
+  TransformerParams& student_;
+  TransformerParams& teacher_;
   DistillSetup setup_;
   int64_t seq_len_;
-  LlamaGraphOptions student_options_;
+  GraphOptions student_options_;
   std::vector<Parameter*> student_params_;
   Parameter projection_;  // W_h {d_teacher, d_student}; empty when the widths are equal or there is no hidden loss
 };

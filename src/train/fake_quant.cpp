@@ -135,7 +135,7 @@ Var fake_quant_lsq(Var w, Var step, const quant::QuantSpec& spec, bool f16_scale
 
 // ---------------------------------------------------------------- FakeQuant
 
-FakeQuant::FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg)
+FakeQuant::FakeQuant(TransformerParams& model, const FakeQuantConfig& cfg)
     : cfg_(cfg), spec_(fake_quant_spec(cfg.bits, cfg.group)) {
   for (Parameter* w : model.linears()) {
     const bool chosen = cfg.names.empty()
@@ -203,7 +203,7 @@ Tensor FakeQuant::export_q4_0(const Parameter& w) const {
   return out;
 }
 
-void FakeQuant::quantize_in_place(LlamaParams& model) const {
+void FakeQuant::quantize_in_place(TransformerParams& model) const {
   for (Parameter* w : model.linears()) {
     if (!covers(w->name)) continue;
     const Tensor steps = steps_of(*w);

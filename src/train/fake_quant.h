@@ -67,18 +67,18 @@ struct FakeQuantConfig {
   int bits = 4;
   int64_t group = 32;  // inputs per step (along a row); 0 = one step per row
   bool lsq = true;     // learned steps; false: RTN steps recomputed every forward
-  // Linear roles to quantize (linear_role): q, k, v, o, gate, up, down, head.
-  std::vector<std::string> targets{"q", "k", "v", "o", "gate", "up", "down"};
+  // Linear roles to quantize (linear_role): q, k, v, o, gate, up, down, head (Llama); qkv, o, up, down, head (GPT-2).
+  std::vector<std::string> targets{"q", "k", "v", "qkv", "o", "gate", "up", "down"};
   bool f16_scales = false;  // LSQ only: the forward (and export) use the steps rounded to f16
   std::vector<std::string> names;  // when set: exactly these weights, whatever `targets` says
 };
 
-// The fake quantization of a model's Linears, consulted by llama_logits
-// (LlamaGraphOptions::fake_quant). The weights stay the f32 master weights
+// The fake quantization of a model's Linears, consulted by the model graph
+// (GraphOptions::fake_quant). The weights stay the f32 master weights
 // (trained through the STE); LSQ's steps are Parameters of their own.
 class FakeQuant : public WeightQuantizer {
  public:
-  FakeQuant(LlamaParams& model, const FakeQuantConfig& cfg);
+  FakeQuant(TransformerParams& model, const FakeQuantConfig& cfg);
 
   const quant::QuantSpec& spec() const { return spec_; }
   bool covers(const std::string& weight_name) const override { return covered_.count(weight_name) > 0; }
@@ -97,7 +97,7 @@ class FakeQuant : public WeightQuantizer {
   Parameter& steps(const std::string& weight_name) { return steps_.at(weight_name); }
   // Every covered weight of `model` replaced by its fake-quantized values (a
   // dense copy of the quantized model, for evaluation with the plain graph).
-  void quantize_in_place(LlamaParams& model) const;
+  void quantize_in_place(TransformerParams& model) const;
 
  private:
   // The steps a covered weight uses now: its LSQ Parameter's, or RTN's of w.

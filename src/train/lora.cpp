@@ -14,8 +14,6 @@ namespace shrink::train {
 
 namespace {
 
-const std::vector<std::string> kBlockRoles{"q", "k", "v", "o", "gate", "up", "down"};
-
 // PyTorch's nn.Linear / PEFT default for A: kaiming_uniform_(a = sqrt(5)), i.e. U(±1/sqrt(in)).
 Tensor kaiming_uniform(int64_t rows, int64_t in, std::mt19937_64& rng) {
   Tensor t = Tensor::alloc(DType::F32, {rows, in});
@@ -27,22 +25,37 @@ Tensor kaiming_uniform(int64_t rows, int64_t in, std::mt19937_64& rng) {
 
 }  // namespace
 
-std::vector<std::string> parse_lora_targets(const std::string& list) {
-  if (list == "all") return kBlockRoles;
+namespace {
+
+// A role of `arch`'s Linears (the block roles and the head), or a clear error.
+void check_role(const std::string& role, Arch arch) {
+  const std::vector<std::string> roles = block_linear_roles(arch);
+  if (role == "head" || std::find(roles.begin(), roles.end(), role) != roles.end()) return;
+  std::string list;
+  for (const auto& r : roles) list += r + ", ";
+  fail("unknown LoRA target '", role, "' for a ", arch_name(arch), " model (use ", list, "head, or all)",
+       arch == Arch::GPT2 && (role == "q" || role == "k" || role == "v") ? "; GPT-2's q, k, v are one fused Linear, qkv"
+                                                                        : "");
+}
+
+}  // namespace
+
+std::vector<std::string> parse_lora_targets(const std::string& list, Arch arch) {
+  if (list == "all") return block_linear_roles(arch);
   std::vector<std::string> out;
   std::stringstream ss(list);
   for (std::string role; std::getline(ss, role, ',');) {
-    SHRINK_CHECK(role == "head" || std::find(kBlockRoles.begin(), kBlockRoles.end(), role) != kBlockRoles.end(),
-                 "unknown LoRA target '", role, "' (use q, k, v, o, gate, up, down, head, or all)");
+    check_role(role, arch);
     out.push_back(role);
   }
   SHRINK_CHECK(!out.empty(), "no LoRA targets in '", list, "'");
   return out;
 }
 
-LoraAdapters::LoraAdapters(LlamaParams& model, const LoraConfig& cfg) : cfg_(cfg) {
+LoraAdapters::LoraAdapters(TransformerParams& model, const LoraConfig& cfg) : cfg_(cfg) {
   SHRINK_CHECK(cfg.rank > 0, "LoRA rank ", cfg.rank, " must be positive");
   SHRINK_CHECK(cfg.alpha > 0, "LoRA alpha ", cfg.alpha, " must be positive");
+  for (const std::string& role : cfg.targets) check_role(role, model.cfg.arch);
   std::mt19937_64 rng(cfg.seed);
   for (Parameter* w : model.linears()) {
     const std::string role = linear_role(w->name);
@@ -86,7 +99,7 @@ int64_t LoraAdapters::count() {
   return n;
 }
 
-void LoraAdapters::merge_into(LlamaParams& model) const {
+void LoraAdapters::merge_into(TransformerParams& model) const {
   size_t merged = 0;
   for (Parameter* w : model.linears()) {
     const Adapter* ad = find(w->name);

@@ -20,6 +20,10 @@ Var mul(Var a, Var b);          // a ⊙ b, same shape
 Var scale(Var x, float s);      // s · x
 Var sum(Var x);                 // Σ x, one element (accumulated in double)
 
+// Columns first .. first+count-1 of x [n x cols]: [n x count] (GPT-2's q, k,
+// v out of the fused qkv projection). Backward adds into those columns.
+Var columns(Var x, int64_t first, int64_t count);
+
 // Rows of `table` {vocab, dim} picked by tokens: [n x dim]. Backward scatter-adds.
 Var embedding(Var table, const std::vector<int32_t>& tokens);
 

@@ -88,7 +88,7 @@ Tensor q4_0_steps(const Tensor& w) {
 
 }  // namespace
 
-QatQuantizer::QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq, QatActivations act) {
+QatQuantizer::QatQuantizer(TransformerParams& model, const quant::QuantizeOptions& opt, bool lsq, QatActivations act) {
   check_qat_target(opt.target, lsq);
   SHRINK_CHECK(opt.per_layer.empty(), "QAT takes one target for the block Linears (no per-layer mix)");
   std::vector<std::string> lsq_names;
@@ -154,7 +154,7 @@ std::vector<std::pair<std::string, std::string>> QatQuantizer::plan() const {
   return out;
 }
 
-void QatQuantizer::start_from(LlamaParams& model, Transformer& q) {
+void QatQuantizer::start_from(TransformerParams& model, Transformer& q) {
   std::map<std::string, const Linear*> by_name;
   for (Linear* l : q.linears()) by_name[l->name() + ".weight"] = l;
   for (Parameter* w : model.linears()) {
@@ -180,7 +180,7 @@ void QatQuantizer::start_from(LlamaParams& model, Transformer& q) {
   }
 }
 
-std::unique_ptr<Transformer> QatQuantizer::export_model(LlamaParams& p, ModelFile& base) const {
+std::unique_ptr<Transformer> QatQuantizer::export_model(TransformerParams& p, ModelFile& base) const {
   SHRINK_CHECK(base.packed.empty() && base.int8.empty(), "QAT exports from a dense model file");
   base.config = p.cfg;
   for (Parameter* q : p.all()) base.tensors[q->name] = q->value;
@@ -204,14 +204,14 @@ std::unique_ptr<Transformer> QatQuantizer::export_model(LlamaParams& p, ModelFil
   return model;
 }
 
-GraphPerplexity graph_perplexity(LlamaParams& p, const LlamaGraphOptions& opt, const std::vector<int32_t>& tokens,
+GraphPerplexity graph_perplexity(TransformerParams& p, const GraphOptions& opt, const std::vector<int32_t>& tokens,
                                  int n_ctx, int chunks, int32_t bos) {
   SHRINK_CHECK(n_ctx >= 4, "context size ", n_ctx, " is too small (need >= 4)");
   const int max_chunks = int(tokens.size() / size_t(n_ctx));
   GraphPerplexity r;
   r.chunks = chunks < 0 ? max_chunks : std::min(chunks, max_chunks);
   SHRINK_CHECK(r.chunks > 0, "text has ", tokens.size(), " tokens: fewer than one window of ", n_ctx);
-  LlamaGraphOptions o = opt;
+  GraphOptions o = opt;
   o.freeze_base = true;  // forward only
   const int64_t vocab = p.cfg.vocab_size;
   double sum = 0;
@@ -219,7 +219,7 @@ GraphPerplexity graph_perplexity(LlamaParams& p, const LlamaGraphOptions& opt, c
     std::vector<int32_t> window(tokens.begin() + int64_t(c) * n_ctx, tokens.begin() + int64_t(c + 1) * n_ctx);
     window[0] = bos;
     Graph g;
-    const Tensor& logits = llama_logits(g, p, window, n_ctx, o)->value;
+    const Tensor& logits = model_logits(g, p, window, n_ctx, o)->value;
     for (int j = n_ctx / 2; j < n_ctx - 1; ++j) {  // eval::perplexity's scored positions, its double log-softmax
       const float* row = logits.f32() + int64_t(j) * vocab;
       const double mx = *std::max_element(row, row + vocab);

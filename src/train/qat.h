@@ -55,7 +55,7 @@ enum class QatActivations { None, Runtime };
 class QatQuantizer : public WeightQuantizer {
  public:
   // opt: what to quantize into (quant::type_options, plus --keep-head/--keep-embed).
-  QatQuantizer(LlamaParams& model, const quant::QuantizeOptions& opt, bool lsq,
+  QatQuantizer(TransformerParams& model, const quant::QuantizeOptions& opt, bool lsq,
                QatActivations act = QatActivations::None);
 
   bool covers(const std::string& weight_name) const override { return plan_.count(weight_name) > 0; }
@@ -69,12 +69,12 @@ class QatQuantizer : public WeightQuantizer {
   // Starts from another quantization of the same model (e.g. GPTQ's): each
   // covered Linear's master weights become q's dequantized weights and, for
   // LSQ, its steps become q's scales (so the first forward is that model).
-  void start_from(LlamaParams& model, Transformer& q);
+  void start_from(TransformerParams& model, Transformer& q);
 
   // The exported model: p's current values, every covered tensor replaced by
   // its quantized form (dequantizing to the fake-quant forward's weights).
   // `base` supplies the tokenizer and metadata and must outlive the result.
-  std::unique_ptr<Transformer> export_model(LlamaParams& p, ModelFile& base) const;
+  std::unique_ptr<Transformer> export_model(TransformerParams& p, ModelFile& base) const;
 
  private:
   // One input row [cols] as the exported kernel rounds it (QatActivations::Runtime).
@@ -108,7 +108,7 @@ struct GraphPerplexity {
   int64_t scored = 0;
   int chunks = 0;
 };
-GraphPerplexity graph_perplexity(LlamaParams& p, const LlamaGraphOptions& opt, const std::vector<int32_t>& tokens,
+GraphPerplexity graph_perplexity(TransformerParams& p, const GraphOptions& opt, const std::vector<int32_t>& tokens,
                                  int n_ctx, int chunks, int32_t bos);
 
 }  // namespace shrink::train

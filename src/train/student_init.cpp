@@ -23,7 +23,7 @@ std::string renamed(const std::string& name, int to) {
 
 }  // namespace
 
-LlamaParams clone_params(const LlamaParams& p) {
+TransformerParams clone_params(const TransformerParams& p) {
   return student_from_layers(p, [&] {
     std::vector<int> all(p.blocks.size());
     for (size_t l = 0; l < all.size(); ++l) all[l] = int(l);
@@ -31,14 +31,14 @@ LlamaParams clone_params(const LlamaParams& p) {
   }());
 }
 
-LlamaParams student_from_layers(const LlamaParams& teacher, const std::vector<int>& layers) {
+TransformerParams student_from_layers(const TransformerParams& teacher, const std::vector<int>& layers) {
   SHRINK_CHECK(!layers.empty(), "a student needs at least one layer");
   for (size_t i = 0; i < layers.size(); ++i) {
     SHRINK_CHECK(layers[i] >= 0 && layers[i] < int(teacher.blocks.size()), "layer ", layers[i],
                  " is not one of the teacher's ", teacher.blocks.size());
     SHRINK_CHECK(i == 0 || layers[i] > layers[i - 1], "student layers must be strictly increasing");
   }
-  LlamaParams s;
+  TransformerParams s;
   s.cfg = teacher.cfg;
   s.cfg.n_layers = int(layers.size());
   if (!teacher.cfg.uniform()) {  // a structurally pruned teacher: keep the chosen layers' sizes
@@ -48,18 +48,21 @@ LlamaParams student_from_layers(const LlamaParams& teacher, const std::vector<in
     s.cfg.set_layer_sizes(h, kv, f);
   }
   s.tok_embd = copy(teacher.tok_embd);
+  s.pos_embd = copy(teacher.pos_embd);
   s.out_norm = copy(teacher.out_norm);
+  s.out_norm_b = copy(teacher.out_norm_b);
   s.output = copy(teacher.output);
+  s.blocks.resize(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
-    const LlamaBlockParams& t = teacher.blocks[layers[i]];
-    auto c = [&](const Parameter& p) { return copy_as(p, renamed(p.name, int(i))); };
-    s.blocks.push_back(LlamaBlockParams{c(t.attn_norm), c(t.wq), c(t.wk), c(t.wv), c(t.wo), c(t.ffn_norm),
-                                        c(t.w_gate), c(t.w_up), c(t.w_down)});
+    const std::vector<const Parameter*> from = teacher.blocks[layers[i]].fields();
+    const std::vector<Parameter*> to = s.blocks[i].fields();
+    for (size_t f = 0; f < from.size(); ++f)  // empty members (the other architecture's) stay empty
+      *to[f] = from[f]->value.empty() ? Parameter() : copy_as(*from[f], renamed(from[f]->name, int(i)));
   }
   return s;
 }
 
-LlamaParams student_every_kth_layer(const LlamaParams& teacher, int k) {
+TransformerParams student_every_kth_layer(const TransformerParams& teacher, int k) {
   SHRINK_CHECK(k >= 1, "every k-th layer needs k >= 1, got ", k);
   std::vector<int> layers;
   for (int l = 0; l < int(teacher.blocks.size()); l += k) layers.push_back(l);

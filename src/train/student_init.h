@@ -10,14 +10,14 @@ namespace shrink::train {
 // A student with the teacher's blocks at `layers` (strictly increasing, in
 // range), renamed blk.0, blk.1, ...; the embedding, final norm and head are
 // copied too. Deep copies: training the student leaves the teacher alone.
-LlamaParams student_from_layers(const LlamaParams& teacher, const std::vector<int>& layers);
+TransformerParams student_from_layers(const TransformerParams& teacher, const std::vector<int>& layers);
 
 // DistilBERT's initialisation (Sanh et al. 2019, §3: "taking one layer out of
 // two"): the teacher's layers 0, k, 2k, ... — ceil(n_layers / k) of them.
-LlamaParams student_every_kth_layer(const LlamaParams& teacher, int k);
+TransformerParams student_every_kth_layer(const TransformerParams& teacher, int k);
 
 // A deep copy of a model's parameters (a frozen teacher beside its trained student, a
 // snapshot before a merge).
-LlamaParams clone_params(const LlamaParams& p);
+TransformerParams clone_params(const TransformerParams& p);
 
 }  // namespace shrink::train

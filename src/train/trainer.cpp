@@ -45,7 +45,7 @@ nlohmann::json trajectory_json(const TrainOptions& o) {
           {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"seed", o.seed}};
 }
 
-Trainer::Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+Trainer::Trainer(TransformerParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
                  TrainOptions opts, TrainObjective objective)
     : model_(model),
       objective_(std::move(objective)),
@@ -73,7 +73,7 @@ StepStats Trainer::step() {
     Graph g;
     Var loss = objective_.loss
                    ? objective_.loss(g, b)
-                   : cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
+                   : cross_entropy(model_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
     loss_sum += loss->v()[0];
     g.backward(opts_.grad_accum == 1 ? loss : scale(loss, 1.0f / float(opts_.grad_accum)));
   }
@@ -100,7 +100,7 @@ double Trainer::validate() {
   int64_t n = 0;
   for (const Batch& b : batches) {
     Graph g;  // forward only: no backward() call, the graph is dropped
-    Var loss = cross_entropy(llama_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
+    Var loss = cross_entropy(model_logits(g, model_, b.inputs, opts_.seq_len, objective_.graph_options), b.targets);
     sum += double(loss->v()[0]) * double(b.targets.size());
     n += int64_t(b.targets.size());
   }

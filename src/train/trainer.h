@@ -1,4 +1,4 @@
-// The training loop of `shrink train`: AdamW over a Llama graph, random
+// The training loop of `shrink train`: AdamW over a model graph (Llama or GPT-2, model_logits), random
 // windows from a token stream, warmup + cosine schedule, gradient clipping and
 // accumulation, periodic validation and checkpoints. Deterministic: the same
 // options, data, seed and thread count give bit-identical weights, and a run
@@ -60,7 +60,7 @@ struct TrainObjective {
   // The loss of one micro-batch, built on g (default: CE of llama_logits with graph_options).
   std::function<Var(Graph& g, const Batch& b)> loss;
   // How the model's graph is built (LoRA, frozen base); validation uses it too.
-  LlamaGraphOptions graph_options;
+  GraphOptions graph_options;
   // The trained parameters in a fixed order (default: model.all()).
   std::vector<Parameter*> params;
   // Runs on the weights after each optimizer update with the number of steps
@@ -77,7 +77,7 @@ struct TrainObjective {
 class Trainer {
  public:
   // `model` is trained in place; `train`/`valid` must outlive the Trainer.
-  Trainer(LlamaParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+  Trainer(TransformerParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
           TrainOptions opts, TrainObjective objective = {});
 
   StepStats step();   // one optimizer step (grad_accum micro-batches)
@@ -104,7 +104,7 @@ class Trainer {
 
   nlohmann::json trajectory() const;  // trajectory_json(opts_) + the objective's
 
-  LlamaParams& model_;
+  TransformerParams& model_;
   TrainObjective objective_;
   std::vector<Parameter*> params_;
   const std::vector<int32_t>& valid_;

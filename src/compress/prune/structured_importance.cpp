@@ -139,9 +139,8 @@ LayerScores activation_scores(Transformer& model, const calib::CalibSet& calib, 
 
 LayerScores taylor_scores(const ModelFile& m, const calib::CalibSet& calib, StructKind k,
                           const std::function<void(int, int)>& progress) {
-  SHRINK_CHECK(m.config.arch == Arch::Llama, "taylor importance needs the Llama training graph (GPT-2 has none yet)");
   SHRINK_CHECK(!calib.seqs.empty(), "taylor importance needs calibration text (--calib)");
-  train::LlamaParams p = train::LlamaParams::from_model_file(m);
+  train::TransformerParams p = train::TransformerParams::from_model_file(m);
   for (train::Parameter* q : p.all()) q->zero_grad();
   // Gradients of the mean next-token loss of each sequence, summed over the
   // sequences (LLM-Pruner accumulates over its calibration batch the same way).
@@ -150,12 +149,13 @@ LayerScores taylor_scores(const ModelFile& m, const calib::CalibSet& calib, Stru
     std::vector<int32_t> targets(seq.begin() + 1, seq.end());
     targets.push_back(train::kIgnoreTarget);
     train::Graph g;
-    train::Var logits = train::llama_logits(g, p, seq, int64_t(seq.size()));
+    train::Var logits = train::model_logits(g, p, seq, int64_t(seq.size()));
     g.backward(train::cross_entropy(logits, targets));
     if (progress) progress(int(s) + 1, int(calib.seqs.size()));
   }
   auto param = [&](int l, const std::string& lin) -> train::Parameter& {
-    train::LlamaBlockParams& b = p.blocks[l];
+    train::BlockParams& b = p.blocks[l];
+    if (lin == "attn_qkv") return b.wqkv;  // GPT-2's fused projection
     if (lin == "attn_q") return b.wq;
     if (lin == "attn_k") return b.wk;
     if (lin == "attn_v") return b.wv;

@@ -33,7 +33,7 @@ Var gpt2_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& toke
   SHRINK_CHECK(seq_len <= p.pos_embd.value.dim(0), "gpt2_logits: sequences of ", seq_len, " tokens exceed the model's ",
                p.pos_embd.value.dim(0), " learned positions");
   const std::vector<int32_t> pos = positions_of(int64_t(tokens.size()), seq_len, "gpt2_logits");
-  const GraphBuilder gb{g, opt};
+  const GraphBuilder gb{g, opt, p.factors};
   if (opt.taps) opt.taps->assign(p.blocks.size(), BlockTaps{});
   Var emb = gb.token_table(p.tok_embd);
   Var x = add(embedding(emb, tokens), embedding(gb.weight(p.pos_embd), pos));

@@ -3,6 +3,8 @@
 // train/gpt2_graph.cpp. Internal to src/train.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -15,12 +17,14 @@ namespace shrink::train {
 struct GraphBuilder {
   Graph& g;
   const GraphOptions& opt;
+  std::map<std::string, LowRankFactors>& factors;  // the model's factorized Linears
 
   Var weight(Parameter& p) const { return opt.freeze_base ? g.constant(p.value) : g.param(p); }
 
   // x · Wᵀ (+ bias), W fake-quantized and a LoRA term added where those cover W.
   // The input is rounded too where the quantizer rounds activations (WeightQuantizer::apply_input).
   Var linear_of(Parameter& w, Var x, Parameter* bias = nullptr) const {
+    if (w.value.empty()) return factorized(w, x, bias);
     Var wv = weight(w), xin = x;
     if (opt.fake_quant && opt.fake_quant->covers(w.name)) {
       wv = opt.fake_quant->apply(g, w.name, wv);
@@ -30,6 +34,13 @@ struct GraphBuilder {
     if (opt.lora)
       if (Var delta = opt.lora->delta(g, w.name, x)) y = add(y, delta);
     return y;
+  }
+
+  // x · Vᵀ · Uᵀ (+ bias) for a factorized Linear, as LowRankWeight multiplies (never forming U·V).
+  Var factorized(Parameter& w, Var x, Parameter* bias) const {
+    const auto it = factors.find(w.name);
+    SHRINK_CHECK(it != factors.end(), w.name, ": neither a weight nor low-rank factors");
+    return linear(linear(x, weight(it->second.v)), weight(it->second.u), bias ? weight(*bias) : nullptr);
   }
 
   // The token embedding table, fake-quantized when the quantizer covers it (a tied head uses the same leaf).

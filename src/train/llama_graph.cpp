@@ -36,7 +36,7 @@ Var llama_logits(Graph& g, TransformerParams& p, const std::vector<int32_t>& tok
                  const GraphOptions& opt) {
   SHRINK_CHECK(p.cfg.arch == Arch::Llama, "llama_logits: the model is ", arch_name(p.cfg.arch), ", not llama");
   const std::vector<int32_t> pos = positions_of(int64_t(tokens.size()), seq_len, "llama_logits");
-  const GraphBuilder gb{g, opt};
+  const GraphBuilder gb{g, opt, p.factors};
   if (opt.taps) opt.taps->assign(p.blocks.size(), BlockTaps{});
   Var emb = gb.token_table(p.tok_embd);
   Var x = embedding(emb, tokens);

@@ -56,8 +56,14 @@ TransformerParams student_from_layers(const TransformerParams& teacher, const st
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::vector<const Parameter*> from = teacher.blocks[layers[i]].fields();
     const std::vector<Parameter*> to = s.blocks[i].fields();
-    for (size_t f = 0; f < from.size(); ++f)  // empty members (the other architecture's) stay empty
+    for (size_t f = 0; f < from.size(); ++f) {  // empty members (the other architecture's) stay empty
       *to[f] = from[f]->value.empty() ? Parameter() : copy_as(*from[f], renamed(from[f]->name, int(i)));
+      const auto lr = teacher.factors.find(from[f]->name);
+      if (!from[f]->value.empty() || lr == teacher.factors.end()) continue;
+      to[f]->name = renamed(from[f]->name, int(i));  // a factorized Linear: its name and its factors
+      s.factors[to[f]->name] = LowRankFactors{copy_as(lr->second.u, renamed(lr->second.u.name, int(i))),
+                                              copy_as(lr->second.v, renamed(lr->second.v.name, int(i)))};
+    }
   }
   return s;
 }

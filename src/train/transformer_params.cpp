@@ -4,6 +4,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "model/lowrank_weight.h"
 
 namespace shrink::train {
 
@@ -26,7 +27,14 @@ std::vector<Parameter*> TransformerParams::all() {
   keep(&tok_embd);
   keep(&pos_embd);
   for (auto& b : blocks)
-    for (Parameter* q : b.fields()) keep(q);
+    for (Parameter* q : b.fields()) {
+      keep(q);
+      if (q->value.empty() && !q->name.empty()) {
+        LowRankFactors& f = factors.at(q->name);
+        out.push_back(&f.u);
+        out.push_back(&f.v);
+      }
+    }
   keep(&out_norm);
   keep(&out_norm_b);
   keep(&output);
@@ -162,6 +170,15 @@ TransformerParams TransformerParams::from_model_file(const ModelFile& m) {
   const bool gpt2 = p.cfg.arch == Arch::GPT2;
   // to(F32) is a deep copy (dequantizing block types), so training never writes into an mmap'd file.
   auto get = [&](const std::string& name, bool decay = true) { return Parameter(name, m.get(name).to(DType::F32), decay); };
+  // A block Linear: dense, or (compress/lowrank's output) its two factors, the Parameter a name only.
+  auto linear = [&](const std::string& name) {
+    const std::string base = name.substr(0, name.size() - 7);  // without ".weight"
+    if (m.find(name) || !m.find(lowrank_u_name(base))) return get(name);
+    p.factors[name] = LowRankFactors{get(lowrank_u_name(base)), get(lowrank_v_name(base))};
+    Parameter w;
+    w.name = name;
+    return w;
+  };
   p.tok_embd = get("token_embd.weight");
   if (gpt2) p.pos_embd = get("position_embd.weight");
   p.blocks.resize(p.cfg.n_layers);
@@ -169,23 +186,23 @@ TransformerParams TransformerParams::from_model_file(const ModelFile& m) {
     const std::string s = "blk." + std::to_string(l) + ".";
     BlockParams& b = p.blocks[l];
     b.attn_norm = get(s + "attn_norm.weight", false);
-    b.wo = get(s + "attn_output.weight");
+    b.wo = linear(s + "attn_output.weight");
     b.ffn_norm = get(s + "ffn_norm.weight", false);
-    b.w_up = get(s + "ffn_up.weight");
-    b.w_down = get(s + "ffn_down.weight");
+    b.w_up = linear(s + "ffn_up.weight");
+    b.w_down = linear(s + "ffn_down.weight");
     if (gpt2) {
       b.attn_norm_b = get(s + "attn_norm.bias", false);
-      b.wqkv = get(s + "attn_qkv.weight");
+      b.wqkv = linear(s + "attn_qkv.weight");
       b.bqkv = get(s + "attn_qkv.bias", false);
       b.bo = get(s + "attn_output.bias", false);
       b.ffn_norm_b = get(s + "ffn_norm.bias", false);
       b.b_up = get(s + "ffn_up.bias", false);
       b.b_down = get(s + "ffn_down.bias", false);
     } else {
-      b.wq = get(s + "attn_q.weight");
-      b.wk = get(s + "attn_k.weight");
-      b.wv = get(s + "attn_v.weight");
-      b.w_gate = get(s + "ffn_gate.weight");
+      b.wq = linear(s + "attn_q.weight");
+      b.wk = linear(s + "attn_k.weight");
+      b.wv = linear(s + "attn_v.weight");
+      b.w_gate = linear(s + "ffn_gate.weight");
     }
   }
   p.out_norm = get("output_norm.weight", false);

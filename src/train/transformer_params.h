@@ -4,6 +4,7 @@
 // trained model is saved by writing all() as it is.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,20 +27,33 @@ struct BlockParams {
   std::vector<const Parameter*> fields() const;
 };
 
+// A factorized Linear (compress/lowrank: W ≈ U·V, model/lowrank_weight.h),
+// trained as its two factors: u {out, r} named BASE.weight.lr_u and
+// v {r, in} named BASE.weight.lr_v, the names of the file convention.
+struct LowRankFactors {
+  Parameter u, v;
+};
+
 struct TransformerParams {
   ModelConfig cfg;
   // pos_embd (learned positions {max_seq_len, dim}) and out_norm_b: GPT-2 only.
   // output is empty with tied embeddings.
   Parameter tok_embd, pos_embd, out_norm, out_norm_b, output;
   std::vector<BlockParams> blocks;
+  // Factorized Linears by weight name ("blk.0.attn_q.weight"). Such a Linear's
+  // own Parameter keeps its name and no value; the graph multiplies x·Vᵀ·Uᵀ.
+  std::map<std::string, LowRankFactors> factors;
 
   // Every non-empty parameter, in a fixed order (optimizer state, checkpoints
   // and determinism rely on it): tok_embd, pos_embd, each block's fields(),
   // out_norm, out_norm_b, output. For a Llama model this is the order of
   // before GPT-2 was added, so its checkpoints still load.
   std::vector<Parameter*> all();
-  // The weights of the Linears, in all()'s order, then the output head when
+  // (A factorized Linear contributes its u, v where its weight would be.)
+  // The weights of the dense Linears, in all()'s order, then the output head when
   // untied: Llama wq wk wv wo w_gate w_up w_down, GPT-2 wqkv wo w_up w_down per block.
+  // Factorized Linears are not among them: LoRA, fake quantization and pruning
+  // leave them alone.
   std::vector<Parameter*> linears();
   int64_t count();  // number of trainable values
 

@@ -129,7 +129,7 @@ void add_train_run_options(CLI::App* cmd, TrainRunArgs& a) {
   cmd->add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str();
   cmd->add_option("--wd", o.weight_decay,
                   "Weight decay, not on norms: decoupled with AdamW; with SGD coupled L2 (wd*w added to the "
-                  "gradient)")
+                  "gradient, so take ~1e-4)")
       ->capture_default_str();
   cmd->add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
   cmd->add_option("--clip", o.clip, "Clip the global gradient norm to this (0 = off)")->capture_default_str();

@@ -90,6 +90,16 @@ TEST(TrainCli, KilledRunResumesToTheSameBytes) {
   EXPECT_NE(bad.out.find("lr"), std::string::npos) << bad.out;
 }
 
+TEST(TrainCli, SgdTrainsAndWritesAModel) {
+  const Fixture f = make_fixture("train_cli_sgd");
+  const auto r = test::run_shrink(f.base + " --steps 6 --optimizer sgd --momentum 0.9 --lr 0.05 -o " + f.dir +
+                                  "/sgd.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(f.dir + "/sgd.gguf"));
+  const auto e = test::run_shrink("eval " + f.dir + "/sgd.gguf --ppl " + f.dir + "/text.txt -c 32 --chunks 2 -t 1");
+  EXPECT_EQ(e.code, 0) << e.out;
+}
+
 TEST(TrainCli, BadInputIsAOneLineError) {
   const Fixture f = make_fixture("train_bad");
   auto expect_error = [](const test::CliResult& r, const std::string& needle) {
@@ -104,6 +114,7 @@ TEST(TrainCli, BadInputIsAOneLineError) {
   expect_error(test::run_shrink(f.base + " -o " + f.dir + "/o.bin"), ".gguf");
   expect_error(test::run_shrink(f.base + " --seq-len 128 -o " + f.dir + "/o.gguf"), "context");
   expect_error(test::run_shrink(f.base + " --resume -o " + f.dir + "/o.gguf"), "--ckpt-dir");
+  expect_error(test::run_shrink(f.base + " --optimizer lion -o " + f.dir + "/o.gguf"), "--optimizer");
   std::ofstream(f.dir + "/empty.txt").close();
   expect_error(test::run_shrink(f.base + " --data " + f.dir + "/empty.txt -o " + f.dir + "/o.gguf"), "empty");
 }

@@ -222,17 +222,18 @@ TEST(TrainCheckpoint, RoundTripRestoresWeightsAndOptimizer) {
   set_num_threads(0);
 }
 
-// Must-show 5 of issue 6: stopping after K/2 steps and resuming from the
-// checkpoint gives the same weights, byte for byte, as running K steps.
-TEST(TrainCheckpoint, ResumeEqualsUninterrupted) {
+// Runs `base` K steps straight and K/2 + K/2 with a checkpoint between, and
+// expects the same weights byte for byte.
+void expect_resume_equals_uninterrupted(const TrainOptions& base, const std::string& dir_name) {
   set_num_threads(1);
-  const std::string dir = test::temp_dir("train_resume");
+  const std::string dir = test::temp_dir(dir_name);
   const std::vector<int32_t> data = random_tokens(3000, 64, 1), valid = random_tokens(300, 64, 2);
   TransformerParams whole = TransformerParams::random(tiny_config(), 1);
-  Trainer a(whole, data, valid, small_options());
+  Trainer a(whole, data, valid, base);
   a.run(-1, nullptr, nullptr);
 
-  TrainOptions o = small_options(dir);
+  TrainOptions o = base;
+  o.ckpt_dir = dir;
   o.ckpt_every = 4;
   {
     TransformerParams first = TransformerParams::random(tiny_config(), 1);
@@ -251,6 +252,63 @@ TEST(TrainCheckpoint, ResumeEqualsUninterrupted) {
     EXPECT_EQ(std::memcmp(x[k].data(), y[k].data(), x[k].size() * 4), 0) << "parameter " << k;
 }
 
+TrainOptions sgd_options(const std::string& ckpt_dir = "") {
+  TrainOptions o = small_options(ckpt_dir);
+  o.optimizer = "sgd", o.momentum = 0.9, o.lr = 0.05, o.min_lr = 5e-3, o.weight_decay = 1e-4;
+  return o;
+}
+
+// Must-show 5 of issue 6: stopping after K/2 steps and resuming from the
+// checkpoint gives the same weights, byte for byte, as running K steps.
+TEST(TrainCheckpoint, ResumeEqualsUninterrupted) { expect_resume_equals_uninterrupted(small_options(), "train_resume"); }
+
+// The same with SGD: its momentum buffers are in the checkpoint.
+TEST(TrainCheckpoint, SgdResumeEqualsUninterrupted) {
+  expect_resume_equals_uninterrupted(sgd_options(), "train_resume_sgd");
+}
+
+// A checkpoint resumes only with the optimizer that wrote it, either way; an
+// unknown optimizer is refused up front.
+TEST(TrainCheckpoint, ResumeWithAnotherOptimizerIsRefused) {
+  set_num_threads(1);
+  const std::string dir = test::temp_dir("train_ckpt_opt");
+  const std::vector<int32_t> data = random_tokens(2000, 64, 1), valid = random_tokens(200, 64, 2);
+  TransformerParams p = TransformerParams::random(tiny_config(), 1);
+  Trainer adam(p, data, valid, small_options(dir));
+  adam.step();
+  adam.save_checkpoint(dir + "/adamw.ckpt");
+  Trainer sgd(p, data, valid, sgd_options(dir));
+  sgd.step();
+  sgd.save_checkpoint(dir + "/sgd.ckpt");
+  EXPECT_EQ(read_checkpoint_header(dir + "/sgd.ckpt").at("optimizer"), "sgd");
+  EXPECT_FALSE(read_checkpoint_header(dir + "/sgd.ckpt").contains("adam_steps"));
+  // AdamW runs keep the trajectory JSON they had before --optimizer existed.
+  EXPECT_FALSE(read_checkpoint_header(dir + "/adamw.ckpt").at("options").contains("optimizer"));
+
+  TransformerParams q = TransformerParams::random(tiny_config(), 2);
+  Trainer adam2(q, data, valid, small_options(dir)), sgd2(q, data, valid, sgd_options(dir));
+  EXPECT_NO_THROW(adam2.restore(dir + "/adamw.ckpt"));
+  EXPECT_NO_THROW(sgd2.restore(dir + "/sgd.ckpt"));
+  try {
+    sgd2.restore(dir + "/adamw.ckpt");
+    ADD_FAILURE() << "an AdamW checkpoint resumed with SGD";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--optimizer"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(adam2.restore(dir + "/sgd.ckpt"), Error);
+  TrainOptions other_momentum = sgd_options(dir);
+  other_momentum.momentum = 0.5;
+  Trainer sgd3(q, data, valid, other_momentum);
+  EXPECT_THROW(sgd3.restore(dir + "/sgd.ckpt"), Error);
+  set_num_threads(0);
+
+  TrainOptions bad = small_options();
+  bad.optimizer = "adam";
+  EXPECT_THROW(bad.validate(), Error);
+  bad.optimizer = "sgd", bad.momentum = 1.0;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
 // Must-show 5: a one-layer model memorises one batch (loss → ~0).
 TEST(TrainLoop, OneLayerOverfitsATinyBatch) {
   const std::vector<int32_t> data = random_tokens(17, 64, 9);  // one window of 16 + 1: every batch is this one
@@ -263,6 +321,21 @@ TEST(TrainLoop, OneLayerOverfitsATinyBatch) {
   EXPECT_NEAR(first, std::log(64.0), 0.3);
   EXPECT_LT(last, 0.05) << "first loss " << first;
   EXPECT_TRUE(std::isnan(t.validate()));  // no validation data
+}
+
+// The same memorisation with SGD + momentum (a larger lr: SGD's step is lr·b,
+// not AdamW's normalised lr·m̂/sqrt(v̂)).
+TEST(TrainLoop, SgdOverfitsATinyBatch) {
+  const std::vector<int32_t> data = random_tokens(17, 64, 9);
+  TransformerParams p = TransformerParams::random(tiny_config(1), 1);
+  TrainOptions o;
+  o.steps = 200, o.batch = 2, o.seq_len = 16, o.lr = 0.3, o.min_lr = 0.3, o.warmup = 0, o.weight_decay = 0;
+  o.optimizer = "sgd", o.momentum = 0.9;
+  Trainer t(p, data, {}, o);
+  double first = 0, last = 0;
+  t.run(-1, [&](const StepStats& s) { (s.step == 1 ? first : last) = s.loss; }, nullptr);
+  EXPECT_NEAR(first, std::log(64.0), 0.3);
+  EXPECT_LT(last, 0.1) << "first loss " << first;
 }
 
 }  // namespace

@@ -78,10 +78,11 @@ void add_train(CLI::App& app) {
       "train",
       "Train a Llama- or GPT-2-architecture model on a text file (from scratch, or --init MODEL to continue), write\n"
       "GGUF (a GPT-2 config: \"arch\": \"gpt2\"; --seq-len up to its learned positions, max_seq_len).\n"
-      "AdamW with linear warmup + cosine decay, global-norm clipping, gradient accumulation, f32 master weights;\n"
-      "windows of --seq-len+1 tokens drawn at random (deterministic in --seed) from the tokenized --data\n"
-      "(tokenized once, cached under --cache-dir). Checkpoints (--ckpt-dir) hold weights, AdamW state, step and\n"
-      "data position: rerun the same command with --resume to continue a stopped run bit-identically.");
+      "AdamW (or --optimizer sgd: SGD with momentum) with linear warmup + cosine decay, global-norm clipping,\n"
+      "gradient accumulation, f32 master weights; windows of --seq-len+1 tokens drawn at random (deterministic\n"
+      "in --seed) from the tokenized --data (tokenized once, cached under --cache-dir). Checkpoints (--ckpt-dir)\n"
+      "hold weights, optimizer state, step and data position: rerun the same command with --resume to continue a\n"
+      "stopped run bit-identically.");
   // The last of a repeated option wins (a script can append overrides to a base command).
   cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--config", a->config, "Model shape as JSON (shrink fields or a Hugging Face config.json)")

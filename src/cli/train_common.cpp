@@ -119,10 +119,18 @@ void add_train_run_options(CLI::App* cmd, TrainRunArgs& a) {
   cmd->add_option("--seq-len", o.seq_len, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--grad-accum", o.grad_accum, "Micro-batches per step (tokens/step = batch*seq-len*grad-accum)")
       ->capture_default_str();
+  cmd->add_option("--optimizer", o.optimizer,
+                  "adamw, or sgd (with momentum, PyTorch form b = mu*b + g, w -= lr*b); SGD wants a larger --lr, "
+                  "typically 1e-2..0.1 where AdamW takes ~1e-3")
+      ->capture_default_str();
+  cmd->add_option("--momentum", o.momentum, "SGD momentum mu (--optimizer sgd only)")->capture_default_str();
   cmd->add_option("--lr", o.lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")->capture_default_str();
   cmd->add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str();
-  cmd->add_option("--wd", o.weight_decay, "AdamW decoupled weight decay (not on norms)")->capture_default_str();
+  cmd->add_option("--wd", o.weight_decay,
+                  "Weight decay, not on norms: decoupled with AdamW; with SGD coupled L2 (wd*w added to the "
+                  "gradient, so take ~1e-4)")
+      ->capture_default_str();
   cmd->add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
   cmd->add_option("--clip", o.clip, "Clip the global gradient norm to this (0 = off)")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of the initial weights and of the data windows")->capture_default_str();

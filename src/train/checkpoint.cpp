@@ -66,10 +66,24 @@ ModelConfig config_from_json(const nlohmann::json& j) {
   return c;
 }
 
+namespace {
+// The per-parameter optimizer slots of the format: AdamW's m and v, or SGD's
+// momentum buffer alone.
+std::vector<std::vector<float>*> optimizer_slots(Optimizer& opt, size_t k) {
+  if (AdamW* a = opt.adamw()) return {&a->first_moments()[k], &a->second_moments()[k]};
+  return {&opt.sgd()->momentum_buffers()[k]};
+}
+
+size_t optimizer_size(Optimizer& opt) {
+  return opt.adamw() ? opt.adamw()->first_moments().size() : opt.sgd()->momentum_buffers().size();
+}
+}  // namespace
+
 void write_checkpoint(const std::string& path, const nlohmann::json& header_in, const std::vector<Parameter*>& params,
-                      AdamW& opt) {
+                      Optimizer& opt) {
   nlohmann::json header = header_in;
-  header["adam_steps"] = opt.steps();
+  header["optimizer"] = opt.name();
+  if (AdamW* a = opt.adamw()) header["adam_steps"] = a->steps();
   nlohmann::json names = nlohmann::json::array();
   for (Parameter* p : params) names.push_back({{"name", p->name}, {"shape", p->value.shape}});
   header["parameters"] = names;
@@ -79,29 +93,28 @@ void write_checkpoint(const std::string& path, const nlohmann::json& header_in, 
   w.put(kVersion);
   w.put(uint64_t(h.size()));
   w.write(h.data(), h.size());
-  auto& m = opt.first_moments();
-  auto& v = opt.second_moments();
-  SHRINK_CHECK(m.size() == params.size(), "checkpoint: the optimizer holds ", m.size(), " parameters, not ",
-               params.size());
+  SHRINK_CHECK(optimizer_size(opt) == params.size(), "checkpoint: the optimizer holds ", optimizer_size(opt),
+               " parameters, not ", params.size());
   for (size_t k = 0; k < params.size(); ++k) {
     const uint64_t n = uint64_t(params[k]->numel());
     w.put(n);
     w.write(params[k]->value.f32(), n * sizeof(float));
-    w.write(m[k].data(), n * sizeof(float));
-    w.write(v[k].data(), n * sizeof(float));
+    for (std::vector<float>* slot : optimizer_slots(opt, k)) w.write(slot->data(), n * sizeof(float));
   }
   w.commit();
 }
 
 nlohmann::json read_checkpoint_header(const std::string& path) { return open_checkpoint(path).header; }
 
-nlohmann::json read_checkpoint(const std::string& path, const std::vector<Parameter*>& params, AdamW& opt) {
+nlohmann::json read_checkpoint(const std::string& path, const std::vector<Parameter*>& params, Optimizer& opt) {
   Opened o = open_checkpoint(path);
+  // Checkpoints written before SGD was selectable have no "optimizer": AdamW.
+  const std::string saved = o.header.value("optimizer", "adamw");
+  SHRINK_CHECK(saved == opt.name(), path, ": the checkpoint holds ", saved, " state, this run uses --optimizer ",
+               opt.name(), " (a resumed run keeps its optimizer)");
   const auto& names = o.header.at("parameters");
   SHRINK_CHECK(names.size() == params.size(), path, ": checkpoint has ", names.size(), " parameters, the model ",
                params.size());
-  auto& m = opt.first_moments();
-  auto& v = opt.second_moments();
   for (size_t k = 0; k < params.size(); ++k) {
     Parameter& p = *params[k];
     SHRINK_CHECK(names[k].at("name") == p.name && names[k].at("shape") == p.value.shape, path, ": parameter ", k,
@@ -110,11 +123,11 @@ nlohmann::json read_checkpoint(const std::string& path, const std::vector<Parame
     const uint64_t n = o.reader.read<uint64_t>();
     SHRINK_CHECK(n == uint64_t(p.numel()), path, ": parameter ", p.name, " has ", n, " values");
     std::memcpy(p.value.f32(), o.reader.take(n * 4, "weights"), n * 4);
-    std::memcpy(m[k].data(), o.reader.take(n * 4, "AdamW m"), n * 4);
-    std::memcpy(v[k].data(), o.reader.take(n * 4, "AdamW v"), n * 4);
+    for (std::vector<float>* slot : optimizer_slots(opt, k))
+      std::memcpy(slot->data(), o.reader.take(n * 4, "optimizer state"), n * 4);
   }
   SHRINK_CHECK(o.reader.remaining() == 0, path, ": ", o.reader.remaining(), " unexpected bytes at the end");
-  opt.set_steps(o.header.at("adam_steps").get<int64_t>());
+  if (AdamW* a = opt.adamw()) a->set_steps(o.header.at("adam_steps").get<int64_t>());
   return o.header;
 }
 

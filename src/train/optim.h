@@ -7,6 +7,8 @@
 // several micro-batches can be accumulated first.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <variant>
 #include <vector>
 
 #include "train/autograd.h"
@@ -70,6 +72,24 @@ class Sgd {
   std::vector<Parameter*> params_;
   SgdConfig cfg_;
   std::vector<std::vector<float>> buf_;
+};
+
+// The optimizer a training run chose at run time (`--optimizer adamw|sgd`):
+// one step() for the training loop, and the concrete optimizer for the
+// checkpoint, which saves each one's own state.
+class Optimizer {
+ public:
+  explicit Optimizer(AdamW a) : opt_(std::move(a)) {}
+  explicit Optimizer(Sgd s) : opt_(std::move(s)) {}
+  void step(double lr) {
+    std::visit([lr](auto& o) { o.step(lr); }, opt_);
+  }
+  std::string name() const { return std::holds_alternative<AdamW>(opt_) ? "adamw" : "sgd"; }
+  AdamW* adamw() { return std::get_if<AdamW>(&opt_); }  // nullptr when SGD
+  Sgd* sgd() { return std::get_if<Sgd>(&opt_); }        // nullptr when AdamW
+
+ private:
+  std::variant<AdamW, Sgd> opt_;
 };
 
 }  // namespace shrink::train

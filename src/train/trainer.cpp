@@ -23,6 +23,11 @@ TrainOptions validated(TrainOptions o) {
   o.validate();
   return o;
 }
+
+Optimizer make_optimizer(const std::vector<Parameter*>& params, const TrainOptions& o) {
+  if (o.optimizer == "sgd") return Optimizer(Sgd(params, SgdConfig{o.momentum, o.weight_decay}));
+  return Optimizer(AdamW(params, AdamWConfig{o.beta1, o.beta2, o.eps, o.weight_decay}));
+}
 }  // namespace
 
 void TrainOptions::validate() const {
@@ -34,15 +39,25 @@ void TrainOptions::validate() const {
   SHRINK_CHECK(min_lr >= 0 && min_lr <= lr, "--min-lr must be in [0, --lr] (got ", min_lr, ")");
   SHRINK_CHECK(warmup >= 0, "--warmup must be >= 0 (got ", warmup, ")");
   SHRINK_CHECK(weight_decay >= 0, "--wd must be >= 0 (got ", weight_decay, ")");
+  SHRINK_CHECK(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd (got '", optimizer,
+               "')");
+  SHRINK_CHECK(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1) (got ", momentum, ")");
   SHRINK_CHECK(clip >= 0, "--clip must be >= 0 (0 = off; got ", clip, ")");
   SHRINK_CHECK(val_every >= 0 && val_tokens >= 0 && ckpt_every >= 0,
                "--val-every, --val-tokens and --ckpt-every must be >= 0");
 }
 
 nlohmann::json trajectory_json(const TrainOptions& o) {
-  return {{"steps", o.steps}, {"batch", o.batch}, {"seq_len", o.seq_len}, {"grad_accum", o.grad_accum},
-          {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.warmup}, {"wd", o.weight_decay}, {"clip", o.clip},
-          {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"seed", o.seed}};
+  nlohmann::json t = {{"steps", o.steps}, {"batch", o.batch}, {"seq_len", o.seq_len}, {"grad_accum", o.grad_accum},
+                      {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.warmup}, {"wd", o.weight_decay},
+                      {"clip", o.clip}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"seed", o.seed}};
+  // Only a non-default optimizer adds keys, so AdamW runs keep the JSON (and
+  // resume the checkpoints) they had before SGD was selectable.
+  if (o.optimizer != "adamw") {
+    t["optimizer"] = o.optimizer;
+    t["momentum"] = o.momentum;
+  }
+  return t;
 }
 
 Trainer::Trainer(TransformerParams& model, const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
@@ -52,7 +67,7 @@ Trainer::Trainer(TransformerParams& model, const std::vector<int32_t>& train, co
       params_(objective_.params.empty() ? model.all() : objective_.params),
       valid_(valid),
       opts_(validated(std::move(opts))),
-      opt_(params_, AdamWConfig{opts_.beta1, opts_.beta2, opts_.eps, opts_.weight_decay}),
+      opt_(make_optimizer(params_, opts_)),
       schedule_{opts_.lr, opts_.min_lr, opts_.warmup, opts_.steps},
       sampler_(&train, opts_.seq_len, opts_.seed),
       data_hash_(hash_tokens(train)) {
@@ -134,7 +149,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
                       {"tokens_seen", state_.tokens_seen},
                       {"sampler_counter", state_.sampler_counter},
                       {"data_hash", data_hash_}};
-  write_checkpoint(path, h, params_, const_cast<AdamW&>(opt_));
+  write_checkpoint(path, h, params_, const_cast<Optimizer&>(opt_));
 }
 
 nlohmann::json Trainer::trajectory() const {
@@ -156,6 +171,11 @@ void Trainer::restore_checked(const std::string& path) {
   SHRINK_CHECK(h.at("config") == config_to_json(model_.cfg), path, ": the checkpoint is of another model shape (",
                h.at("config").dump(), ")");
   const nlohmann::json mine = trajectory();
+  // Checked before the per-key loop, which only walks the checkpoint's keys
+  // and so would miss an AdamW checkpoint (no "optimizer") resumed with SGD.
+  const std::string saved_opt = h.at("options").value("optimizer", "adamw");
+  SHRINK_CHECK(saved_opt == opts_.optimizer, path, ": the checkpoint was trained with --optimizer ", saved_opt,
+               ", this run has --optimizer ", opts_.optimizer, " (a resumed run keeps its optimizer)");
   SHRINK_CHECK(h.at("options").contains("objective") == mine.contains("objective"), path,
                ": the checkpoint is of another kind of run (train / distill / finetune)");
   for (const auto& [k, v] : h.at("options").items())

@@ -1,10 +1,12 @@
-// The training loop of `shrink train`: AdamW over a model graph (Llama or GPT-2, model_logits), random
-// windows from a token stream, warmup + cosine schedule, gradient clipping and
-// accumulation, periodic validation and checkpoints. Deterministic: the same
-// options, data, seed and thread count give bit-identical weights, and a run
-// resumed from a checkpoint continues exactly where it stopped (everything a
-// step depends on — master weights, AdamW moments and step count, the
-// sampler's counter, the step index — is in the checkpoint).
+// The training loop of `shrink train`: AdamW or SGD with momentum over a
+// model graph (Llama or GPT-2, model_logits), random windows from a token
+// stream, warmup + cosine schedule, gradient clipping and accumulation,
+// periodic validation and checkpoints. Deterministic: the same options, data,
+// seed and thread count give bit-identical weights, and a run resumed from a
+// checkpoint continues exactly where it stopped (everything a step depends on
+// — master weights, the optimizer's state (AdamW moments and step count, or
+// SGD's momentum buffers), the sampler's counter, the step index — is in the
+// checkpoint).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,7 +28,11 @@ struct TrainOptions {
   int64_t grad_accum = 1;  // micro-batches per optimizer step
   double lr = 1e-3, min_lr = 1e-4;
   int64_t warmup = 50;
+  // weight_decay is AdamW's decoupled decay (θ ← θ − lr·wd·θ) or, with SGD,
+  // coupled L2 (wd·θ added to the gradient, so it goes through the momentum).
   double weight_decay = 0.1, clip = 1.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  std::string optimizer = "adamw";  // "adamw" | "sgd" (SGD with momentum, PyTorch form)
+  double momentum = 0.9;            // SGD only
   uint64_t seed = 1;
   // Not part of the trajectory (may change between a run and its resumption):
   int64_t val_every = 0;       // 0 = only at the end
@@ -91,7 +97,7 @@ class Trainer {
 
   std::string checkpoint_path() const;  // ckpt_dir/last.ckpt ("" without ckpt_dir)
   void save_checkpoint(const std::string& path) const;
-  // Restores weights, AdamW state, step and sampler from `path`; throws when
+  // Restores weights, optimizer state, step and sampler from `path`; throws when
   // the checkpoint belongs to another model shape, data or hyper-parameters.
   void restore(const std::string& path);
 
@@ -109,7 +115,7 @@ class Trainer {
   std::vector<Parameter*> params_;
   const std::vector<int32_t>& valid_;
   TrainOptions opts_;
-  AdamW opt_;
+  Optimizer opt_;
   LrSchedule schedule_;
   WindowSampler sampler_;
   TrainState state_;

@@ -16,6 +16,7 @@
 #include "io/model_file.h"
 #include "model/transformer.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 #include "train/fake_quant.h"
 #include "train/gpt2_graph.h"
 #include "train/lora.h"
@@ -101,14 +102,8 @@ TEST(Gpt2Graph, GradientsMatchFiniteDifferences) {
   }
 }
 
-// A learnable stream: mostly "next = (prev * 7 + 3) % vocab", with noise.
-std::vector<int32_t> stream(int64_t n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> t(n);
-  t[0] = 1;
-  for (int64_t i = 1; i < n; ++i) t[i] = rng() % 8 == 0 ? int32_t(rng() % vocab) : (t[i - 1] * 7 + 3) % vocab;
-  return t;
-}
+using fixtures::small_options;
+std::vector<int32_t> stream(int64_t n, int vocab, uint64_t seed) { return fixtures::learnable_stream(n, vocab, seed); }
 
 TEST(Gpt2Graph, OneLayerOverfitsATinyBatch) {
   const std::vector<int32_t> data = stream(17, 64, 9);  // one window of 16 + 1: every batch is this one
@@ -120,14 +115,6 @@ TEST(Gpt2Graph, OneLayerOverfitsATinyBatch) {
   t.run(-1, [&](const StepStats& s) { (s.step == 1 ? first : last) = s.loss; }, nullptr);
   EXPECT_NEAR(first, std::log(64.0), 0.3);
   EXPECT_LT(last, 0.05) << "first loss " << first;
-}
-
-TrainOptions small_options(const std::string& ckpt_dir = "") {
-  TrainOptions o;
-  o.steps = 8, o.batch = 3, o.seq_len = 16, o.grad_accum = 2;
-  o.lr = 3e-3, o.min_lr = 3e-4, o.warmup = 2, o.seed = 5;
-  o.ckpt_dir = ckpt_dir;
-  return o;
 }
 
 // Trained a few steps (biases and norms no longer 0 and 1), written as GGUF,

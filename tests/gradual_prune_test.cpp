@@ -12,6 +12,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 #include "train/trainer.h"
 
 namespace shrink::prune {
@@ -135,13 +136,7 @@ ModelConfig tiny_config() {
   return c;
 }
 
-std::vector<int32_t> stream(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> t(n);
-  t[0] = 1;
-  for (int64_t i = 1; i < n; ++i) t[i] = rng() % 8 == 0 ? int32_t(rng() % 64) : (t[i - 1] * 7 + 3) % 64;
-  return t;
-}
+std::vector<int32_t> stream(int64_t n, uint64_t seed) { return fixtures::learnable_stream(n, 64, seed); }
 
 TrainObjective pruning_objective(TransformerParams& p, std::shared_ptr<prune::GradualPruner>& keep) {
   std::vector<Parameter*> w;

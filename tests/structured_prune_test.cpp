@@ -221,15 +221,9 @@ void scale_cols(ModelFile& m, const std::string& name, int64_t c0, int64_t c1, f
 
 int argmin(const std::vector<double>& v) { return int(std::min_element(v.begin(), v.end()) - v.begin()); }
 
-TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLast) {
-  ModelFile m = small_model(Arch::Llama);
-  const int64_t hd = m.config.head_dim;
-  // KV group 1 of layer 1 (query heads 2, 3) and FFN channel 17 of layer 2 are nearly dead.
-  for (const char* n : {"blk.1.attn_k.weight", "blk.1.attn_v.weight"}) scale_rows(m, n, hd, 2 * hd, 1e-3f);
-  scale_rows(m, "blk.1.attn_q.weight", 2 * hd, 4 * hd, 1e-3f);
-  scale_cols(m, "blk.1.attn_output.weight", 2 * hd, 4 * hd, 1e-3f);
-  for (const char* n : {"blk.2.ffn_gate.weight", "blk.2.ffn_up.weight"}) scale_rows(m, n, 17, 18, 1e-3f);
-  scale_cols(m, "blk.2.ffn_down.weight", 17, 18, 1e-3f);
+// Every importance criterion, for heads and for FFN channels, ranks the planted
+// near-dead group last: head `dead_head` of layer 1, channel `dead_channel` of layer 2.
+void expect_every_criterion_ranks_last(const ModelFile& m, int dead_head, int dead_channel) {
   const calib::CalibSet calib = random_calib(m.config.vocab_size);
   for (Importance imp : {Importance::L1, Importance::L2, Importance::Activation, Importance::Taylor}) {
     for (StructKind k : {StructKind::Heads, StructKind::Channels}) {
@@ -242,11 +236,23 @@ TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLast) {
         Transformer t(m);
         s = prune::activation_scores(t, calib, k);
       }
-      const int layer = k == StructKind::Heads ? 1 : 2, dead = k == StructKind::Heads ? 1 : 17;
+      const int layer = k == StructKind::Heads ? 1 : 2, dead = k == StructKind::Heads ? dead_head : dead_channel;
       ASSERT_EQ(int(s[layer].size()), prune::group_count(m.config, k, layer));
       EXPECT_EQ(argmin(s[layer]), dead) << prune::importance_name(imp) << " " << prune::struct_kind_name(k);
     }
   }
+}
+
+TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLast) {
+  ModelFile m = small_model(Arch::Llama);
+  const int64_t hd = m.config.head_dim;
+  // KV group 1 of layer 1 (query heads 2, 3) and FFN channel 17 of layer 2 are nearly dead.
+  for (const char* n : {"blk.1.attn_k.weight", "blk.1.attn_v.weight"}) scale_rows(m, n, hd, 2 * hd, 1e-3f);
+  scale_rows(m, "blk.1.attn_q.weight", 2 * hd, 4 * hd, 1e-3f);
+  scale_cols(m, "blk.1.attn_output.weight", 2 * hd, 4 * hd, 1e-3f);
+  for (const char* n : {"blk.2.ffn_gate.weight", "blk.2.ffn_up.weight"}) scale_rows(m, n, 17, 18, 1e-3f);
+  scale_cols(m, "blk.2.ffn_down.weight", 17, 18, 1e-3f);
+  expect_every_criterion_ranks_last(m, 1, 17);
 }
 
 // The same on GPT-2: a head's rows in each third of the fused qkv, and its attn_output columns.
@@ -257,23 +263,7 @@ TEST(StructuredPrune, EveryCriterionRanksAPlantedDeadGroupLastOnGpt2) {
   scale_cols(m, "blk.1.attn_output.weight", 2 * hd, 3 * hd, 1e-3f);
   scale_rows(m, "blk.2.ffn_up.weight", 17, 18, 1e-3f);
   scale_cols(m, "blk.2.ffn_down.weight", 17, 18, 1e-3f);
-  const calib::CalibSet calib = random_calib(m.config.vocab_size);
-  for (Importance imp : {Importance::L1, Importance::L2, Importance::Activation, Importance::Taylor}) {
-    for (StructKind k : {StructKind::Heads, StructKind::Channels}) {
-      prune::LayerScores s;
-      if (imp == Importance::L1 || imp == Importance::L2) {
-        s = prune::weight_norm_scores(m, k, imp);
-      } else if (imp == Importance::Taylor) {
-        s = prune::taylor_scores(m, calib, k);
-      } else {
-        Transformer t(m);
-        s = prune::activation_scores(t, calib, k);
-      }
-      const int layer = k == StructKind::Heads ? 1 : 2, dead = k == StructKind::Heads ? 2 : 17;
-      ASSERT_EQ(int(s[layer].size()), prune::group_count(m.config, k, layer));
-      EXPECT_EQ(argmin(s[layer]), dead) << prune::importance_name(imp) << " " << prune::struct_kind_name(k);
-    }
-  }
+  expect_every_criterion_ranks_last(m, 2, 17);
 }
 
 TEST(StructuredPrune, BlockInfluenceRanksAnIdentityBlockLast) {

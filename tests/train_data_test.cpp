@@ -18,6 +18,7 @@
 #include "core/file.h"
 #include "model/random_init.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -46,14 +47,8 @@ std::string read_text_file_raw(const std::string& path) {  // the bytes, never d
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> t(n);
-  // A learnable stream: mostly "next = (prev * 7 + 3) % vocab", with noise.
-  t[0] = 1;
-  for (int64_t i = 1; i < n; ++i) t[i] = rng() % 8 == 0 ? int32_t(rng() % vocab) : (t[i - 1] * 7 + 3) % vocab;
-  return t;
-}
+using fixtures::small_options;
+std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) { return fixtures::learnable_stream(n, vocab, seed); }
 
 std::vector<std::vector<float>> snapshot(TransformerParams& p) {
   std::vector<std::vector<float>> out;
@@ -171,14 +166,6 @@ TEST(TrainData, ValidationWindowsAreConsecutive) {
   EXPECT_EQ(v[2].targets.back(), 90);
   EXPECT_EQ(validation_batches(t, 10, 4, 25).size(), 1u);  // 2 windows
   EXPECT_TRUE(validation_batches(std::vector<int32_t>(10), 10, 4, 0).empty());
-}
-
-TrainOptions small_options(const std::string& ckpt_dir = "") {
-  TrainOptions o;
-  o.steps = 8, o.batch = 3, o.seq_len = 16, o.grad_accum = 2;
-  o.lr = 3e-3, o.min_lr = 3e-4, o.warmup = 2, o.seed = 5;
-  o.ckpt_dir = ckpt_dir;
-  return o;
 }
 
 TEST(TrainCheckpoint, RoundTripRestoresWeightsAndOptimizer) {

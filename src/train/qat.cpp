@@ -62,7 +62,8 @@ QatQuantizer::InputRounding QatQuantizer::runtime_rounding(const quant::QuantTar
     if (!kernels::qdot_supported(t.block)) return {};  // dense fallbacks (F16, BF16) multiply f32
     const DType type = t.block;
     return [type, cols](const float* x, float* out) {
-      std::vector<uint8_t> act(size_t(kernels::qdot_act_bytes(type, cols)));
+      thread_local std::vector<uint8_t> act;  // one scratch buffer, not one allocation per row
+      act.resize(size_t(kernels::qdot_act_bytes(type, cols)));
       kernels::quantize_act(type, x, act.data(), cols);
       kernels::dequantize_act(type, act.data(), out, cols);
     };

@@ -70,6 +70,28 @@ TEST(FastExp, SoftmaxAndLogSumExpMatchTheReferenceAtAwkwardLengths) {
   }
 }
 
+// SwiGLU's silu(gate) · up against std::exp, and the SIMD path against its
+// scalar reference, at lengths around the 16-lane width and past the
+// kernel's 16384-value threading chunk; extreme gates saturate to 0 and x · up.
+TEST(FastExp, SiluMulMatchesStdExpAtAwkwardLengths) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.0f, 6.0f);
+  for (int64_t n : {1, 3, 15, 16, 17, 33, 4096, 4099, 70001}) {
+    std::vector<float> g(n), u(n);
+    for (int64_t i = 0; i < n; ++i) g[i] = d(rng), u[i] = d(rng);
+    g[0] = -200.0f, g[n - 1] = n > 1 ? 200.0f : g[n - 1];
+    std::vector<float> got = g, scalar = g;
+    kernels::silu_mul(got.data(), u.data(), n);
+    kernels::silu_mul_fast_scalar(scalar.data(), u.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float ref = float(double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i]);
+      const float tol = 1e-6f * std::max(1.0f, std::fabs(ref));
+      ASSERT_NEAR(got[i], ref, tol) << n << " " << i << " gate " << g[i];
+      ASSERT_NEAR(got[i], scalar[i], tol) << n << " " << i;
+    }
+  }
+}
+
 // One training-shaped graph (embedding, rmsnorm, SwiGLU, attention, linear
 // with bias, cross-entropy) big enough that every split loop runs threaded;
 // returns the loss and all gradients after clip_grad_norm.

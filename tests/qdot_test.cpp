@@ -2,8 +2,9 @@
 // quantizers (SIMD bytes == scalar bytes, ggml's rounding), the scalar
 // reference against dequantize-then-dot, every SIMD path against the scalar
 // reference on awkward shapes and extreme data, qgemv's thread-count
-// independence and bounds, and qmatmul for several batch sizes.
+// independence and bounds, qgemv_parts, and qmatmul for several batch sizes.
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -339,6 +340,35 @@ TEST(QDot, QgemvMatchesReferenceAndIgnoresThreadCount) {
       }
     }
   }
+}
+
+// Several matrices in one pass: each part's rows exactly as qgemv on one
+// thread gives them, for parts of awkward sizes (slabs crossing part
+// boundaries mid-part at 2 and 3 threads; enough bytes to be threaded).
+TEST(QDot, QgemvPartsMatchQgemvPerPart) {
+  std::mt19937 rng(9);
+  const int max_threads = omp_get_max_threads();
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t be = dtype_traits(t).block_elems, cols = (be == 32 ? 37 : 9) * be;
+    const std::vector<int64_t> sizes = {1, 47, 0, 300, 16, 2000};
+    std::vector<std::vector<uint8_t>> ws;
+    for (int64_t rows : sizes) ws.push_back(random_weights(t, rows, cols, rng));
+    const auto x = random_x(cols, rng);
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<std::vector<float>> ys;
+      std::vector<QGemvPart> parts;
+      for (size_t i = 0; i < sizes.size(); ++i) ys.emplace_back(static_cast<size_t>(sizes[i]), -1.0f);
+      for (size_t i = 0; i < sizes.size(); ++i) parts.push_back({ws[i].data(), ys[i].data(), sizes[i]});
+      qgemv_parts(t, parts.data(), static_cast<int>(parts.size()), x.data(), cols);
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        std::vector<float> want(static_cast<size_t>(sizes[i]));
+        qgemv_threads(t, ws[i].data(), x.data(), want.data(), sizes[i], cols, 1);
+        for (int64_t r = 0; r < sizes[i]; ++r) ASSERT_EQ(ys[i][r], want[r]) << dtype_name(t) << " part " << i << " r=" << r;
+      }
+    }
+  }
+  omp_set_num_threads(max_threads);
 }
 
 TEST(QDot, NoReadsPastTheEndOfWeights) {

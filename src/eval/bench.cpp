@@ -1,5 +1,6 @@
 #include "eval/bench.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -29,20 +30,23 @@ BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads,
   std::vector<float> logits(vocab);
   if (opt.depth > 0) model.forward(tokens.data(), opt.depth, cache, logits.data(), false);
   const int32_t* prompt = tokens.data() + opt.depth;
-  std::vector<double> pp, tg, ttft;
+  std::vector<double> pp, tg, ttft, token_s;
   for (int r = -1; r < opt.reps; ++r) {  // r = -1 is a warm-up
     cache.len = opt.depth;  // keep the depth tokens; later positions are overwritten
     const double t0 = now_seconds();
     model.forward(prompt, opt.n_prompt, cache, logits.data(), false);
     const double t1 = now_seconds();
     int32_t tok = prompt[opt.n_prompt - 1];
-    double t_first = 0;
+    double t_first = 0, t_prev = t1;
     for (int i = 0; i < opt.n_gen; ++i) {
       tok = (tok * 7 + 13) % vocab;  // tokens do not matter for speed; avoid argmax cost
       model.forward(&tok, 1, cache, logits.data(), false);
-      if (i == 0) t_first = now_seconds();
+      const double t = now_seconds();
+      if (i == 0) t_first = t;
+      if (r >= 0) token_s.push_back(t - t_prev);
+      t_prev = t;
     }
-    const double t2 = now_seconds();
+    const double t2 = t_prev;
     if (r < 0) continue;
     pp.push_back(opt.n_prompt / (t1 - t0));
     tg.push_back(opt.n_gen / (t2 - t1));
@@ -54,6 +58,9 @@ BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads,
   mean_sd(ttft, row.ttft_ms, sd);
   // Each decoded token streams every weight once plus the KV cache so far.
   row.decode_bytes_per_s = row.tg_tps * (double(model.decode_bytes()) + kv_decode_bytes);
+  std::nth_element(token_s.begin(), token_s.begin() + token_s.size() / 2, token_s.end());
+  row.tg_median_tps = 1.0 / token_s[token_s.size() / 2];
+  row.median_bytes_per_s = row.tg_median_tps * (double(model.decode_bytes()) + kv_decode_bytes);
   return row;
 }
 }  // namespace
@@ -81,6 +88,7 @@ BenchResult bench(Transformer& model, const BenchOptions& opt) {
     for (auto& row : res.rows) {
       row.bandwidth = kernels::measure_read_bandwidth(row.threads);
       row.bw_fraction = row.decode_bytes_per_s / row.bandwidth;
+      row.bw_fraction_median = row.median_bytes_per_s / row.bandwidth;
     }
   return res;
 }

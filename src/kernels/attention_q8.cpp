@@ -6,6 +6,7 @@
 
 #include "core/cpu.h"
 #include "kernels/ops.h"
+#include "kernels/row_slabs.h"
 
 namespace shrink::kernels {
 
@@ -115,7 +116,9 @@ void attention_with(const Kernels& kern, const float* q, const int8_t* k, const 
   const int64_t q_stride = n_heads * head_dim, panel = cap * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
   const int64_t L = pos0 + n_tokens;
-  const bool parallel = n_tokens * n_heads * L * head_dim > (1 << 16);
+  // As kernels::attention: enough arithmetic, or enough int8 KV to stream that two cores beat one.
+  const int64_t kv_bytes = 2 * L * n_kv_heads * (head_dim + int64_t{sizeof(float)});
+  const bool parallel = n_tokens * n_heads * L * head_dim > (1 << 16) || kv_bytes >= kParallelMinBytes;
   if (n_tokens >= 8) {
     // Prefill: widen each KV head's panel once per thread (L x head_dim, cheap
     // next to the n_tokens x L products, and it stays in cache) and run the

@@ -8,6 +8,7 @@ namespace shrink::kernels {
 // fast_exp_avx512.cpp (called only when the CPU has AVX-512F).
 float exp_shifted_avx512(const float* x, float* out, int64_t n, float* max_out);
 void scale_avx512(float* x, int64_t n, float k);
+void silu_mul_avx512(float* gate, const float* up, int64_t n);
 
 namespace {
 
@@ -41,6 +42,15 @@ double log_sum_exp_fast_scalar(const float* x, int64_t n) {
   float mx;
   const float sum = exp_shifted_scalar(x, nullptr, n, &mx);
   return double(mx) + std::log(double(sum));
+}
+
+void silu_mul_fast_scalar(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + exp_approx(-gate[i])) * up[i];
+}
+
+void silu_mul_fast(float* gate, const float* up, int64_t n) {
+  if (!has_avx512()) return silu_mul_fast_scalar(gate, up, n);
+  silu_mul_avx512(gate, up, n);
 }
 
 void softmax_fast(float* x, int64_t n) {

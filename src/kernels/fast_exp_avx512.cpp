@@ -1,4 +1,4 @@
-// AVX-512 softmax / log-sum-exp with exp_approx's method (fast_exp.h), 16
+// AVX-512 softmax / log-sum-exp / silu·up with exp_approx's method (fast_exp.h), 16
 // lanes at a time with masked tails. Compiled with a target attribute and
 // only called when the CPU has AVX-512F (fast_exp.cpp dispatches); the scalar
 // exp_approx loops in fast_exp.cpp are the reference (tests/fast_exp_test.cpp).
@@ -70,6 +70,18 @@ SHRINK_AVX512 void scale_avx512(float* x, int64_t n, float k) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
     _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vk));
+  }
+}
+
+// The same operations in the same order as silu_mul_fast_scalar: x / (1 + e) · u.
+SHRINK_AVX512 void silu_mul_avx512(float* gate, const float* up, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
   }
 }
 

@@ -1,5 +1,8 @@
 #include "kernels/ops.h"
 
+#include "kernels/fast_exp.h"
+#include "kernels/row_slabs.h"
+
 #include <dnnl.h>
 
 #include <algorithm>
@@ -58,8 +61,10 @@ void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const i
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  constexpr int64_t kChunk = 16384;  // 64 KiB of each operand per task; a decode token's 4-16k values stay on one thread
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 4)
+  for (int64_t c = 0; c < chunks; ++c) silu_mul_fast(gate + c * kChunk, up + c * kChunk, std::min(kChunk, n - c * kChunk));
 }
 
 void gelu_tanh(float* x, int64_t n) {
@@ -143,8 +148,11 @@ void attention(const float* q, const float* k, const float* v, float* out, int64
   const int64_t q_stride = n_heads * head_dim;
   const float scale = 1.0f / std::sqrt(float(head_dim));
   const int64_t L = pos0 + n_tokens;
-  // Threads only pay off when there is real work (decode of a tiny model has none).
-  const bool parallel = n_tokens * n_heads * L * head_dim > (1 << 16);
+  // Threads only pay off when there is real work (decode of a tiny model has
+  // none): enough arithmetic, or enough of the KV cache to stream that two
+  // cores pulling it beat one (the GEMVs' rule, row_slabs.h).
+  const int64_t kv_bytes = 2 * L * n_kv_heads * head_dim * int64_t{sizeof(float)};
+  const bool parallel = n_tokens * n_heads * L * head_dim > (1 << 16) || kv_bytes >= kParallelMinBytes;
   if (n_tokens >= 8) {
 #pragma omp parallel if (parallel)
     {

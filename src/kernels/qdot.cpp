@@ -421,6 +421,26 @@ void qgemv(DType t, const void* W, const float* x, float* y, int64_t rows, int64
   qgemv_threads(t, W, x, y, rows, cols, decode_threads(rows * dtype_bytes(t, cols)));
 }
 
+void qgemv_parts(DType t, const QGemvPart* parts, int n_parts, const float* x, int64_t cols) {
+  static const RowsFn fn = rows_fn();
+  check_shape(t, cols);
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
+  if (rows <= 0) return;
+  std::vector<uint8_t>& act = act_buffer(qdot_act_bytes(t, cols));
+  quantize_act(t, x, act.data(), cols);
+  const int64_t row_bytes = dtype_bytes(t, cols);
+  const uint8_t* a = act.data();
+  // Slabs of the parts' rows laid end to end; a slab crossing a part boundary runs as one piece per part.
+  for_row_slabs(rows, decode_threads(rows * row_bytes), [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
+      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
+      if (e > b) fn(t, static_cast<const char*>(parts[i].W) + b * row_bytes, a, parts[i].y + b, e - b, cols);
+    }
+  });
+}
+
 // Measured with bench/qdot_bench.cpp BM_QMatmul (4096 x 4096, 2 threads):
 // the quantized dots win up to n = 64 for every K-quant and Q4_0 (96 ms vs
 // 159 ms for Q4_K at n = 64) because dequantization to f32 (convert_to_f32,

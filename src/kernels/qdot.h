@@ -66,6 +66,18 @@ void qdot_rows(DType wtype, const void* W, const void* act, float* y, int64_t ro
 void qgemv(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols);
 // qgemv on exactly `threads` threads, without the small-matrix threshold (benchmarks).
 void qgemv_threads(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols, int threads);
+// One input against several matrices of one type and width (decode's q/k/v,
+// gate/up): y_i = W_i x for each part, the activation quantized once and all
+// parts' rows split over the threads in one pass, so the team forks and joins
+// once rather than once per matrix (at 2 threads, 7-14% faster on three
+// 1536 x 1536 Q4_0 matrices streamed from DRAM). Each row is computed as
+// qgemv computes it.
+struct QGemvPart {
+  const void* W;
+  float* y;
+  int64_t rows;
+};
+void qgemv_parts(DType wtype, const QGemvPart* parts, int n_parts, const float* x, int64_t cols);
 // Scalar reference of qgemv (quantize_act_ref, then vec_dot_ref per row).
 void qgemv_ref(DType wtype, const void* W, const float* x, float* y, int64_t rows, int64_t cols);
 // y[n x rows] = x[n x cols] * W^T for any n (prefill). Small n: quantized dots, each

@@ -4,6 +4,7 @@
 #include "kernels/gemv.h"
 #include "kernels/ops.h"
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "kernels/repack_x16.h"
@@ -90,6 +91,35 @@ Linear Linear::dense(std::string name, Tensor weight, const Tensor* bias) {
 void Linear::forward(const float* x, float* y, int64_t n) const {
   weight_->matmul(x, y, n);
   if (!bias_.empty()) kernels::add_bias(y, bias_.f32(), n, out_features());
+}
+
+namespace {
+// The common type when every Linear is a qgemv-able BlockWeight of one type and width, read in the ggml layout.
+std::optional<DType> shared_block_type(const std::vector<const Linear*>& ls) {
+  std::optional<DType> t;
+  for (const Linear* l : ls) {
+    const auto* b = dynamic_cast<const BlockWeight*>(&l->weight());
+    if (!b || !kernels::qdot_supported(b->tensor().dtype) || b->decodes_repacked()) return std::nullopt;
+    if (t && (*t != b->tensor().dtype || l->in_features() != ls[0]->in_features())) return std::nullopt;
+    t = b->tensor().dtype;
+  }
+  return t;
+}
+}  // namespace
+
+void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int64_t n) {
+  SHRINK_CHECK(ls.size() == ys.size(), "forward_shared_input: ", ls.size(), " Linears but ", ys.size(), " outputs");
+  const std::optional<DType> t = n == 1 ? shared_block_type(ls) : std::nullopt;
+  if (!t) {
+    for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(x, ys[i], n);
+    return;
+  }
+  std::vector<kernels::QGemvPart> parts;
+  for (size_t i = 0; i < ls.size(); ++i)
+    parts.push_back({static_cast<const BlockWeight&>(ls[i]->weight()).tensor().data, ys[i], ls[i]->out_features()});
+  kernels::qgemv_parts(*t, parts.data(), static_cast<int>(parts.size()), x, ls[0]->in_features());
+  for (size_t i = 0; i < ls.size(); ++i)
+    if (!ls[i]->bias().empty()) kernels::add_bias(ys[i], ls[i]->bias().f32(), 1, ls[i]->out_features());
 }
 
 }  // namespace shrink

@@ -62,6 +62,8 @@ class BlockWeight : public WeightRepr {
   std::string kind() const override { return std::string(dtype_name(w_.dtype)); }
   Tensor to_dense_f32() const override { return w_.to(DType::F32); }
   const Tensor& tensor() const { return w_; }
+  // Whether single-token products read the repacked copy (SHRINK_REPACK=1).
+  bool decodes_repacked() const { return !repacked().empty(); }
 
  private:
   // The repacked rows (whole groups of 16), or empty when not used.
@@ -100,6 +102,13 @@ class Linear {
   std::shared_ptr<WeightRepr> weight_;
   Tensor bias_;  // f32 {out} or empty
 };
+
+// ys[i] = x * W_i^T + b_i for Linears that read the same input (q/k/v, gate/up).
+// One token against block-quantized weights of one type and width (ggml
+// layout): one kernel pass over all their rows (kernels::qgemv_parts: the
+// input quantized once, one fork/join); otherwise forward() one by one. The
+// results are the same either way.
+void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int64_t n);
 
 // Called with the input of every Linear the forward runs (calibration:
 // Hessians, activation statistics). Null = no hook.

@@ -254,6 +254,12 @@ void Transformer::run(const Linear& l, const float* x, float* y, int n) {
   l.forward(x, y, n);
 }
 
+void Transformer::run_shared(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int n) {
+  if (hook)
+    for (const Linear* l : ls) hook(*l, x, n);
+  forward_shared_input(ls, x, ys, n);
+}
+
 void Transformer::norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const {
   if (cfg_.arch == Arch::GPT2)
     kernels::layernorm(x, w.f32(), bias.empty() ? nullptr : bias.f32(), out, n, cfg_.dim, cfg_.norm_eps);
@@ -278,9 +284,7 @@ void Transformer::embed(const int32_t* tokens, int n, int pos0, float* x) const 
 
 void Transformer::attention_llama(Block& b, int layer, int n, KVCache& cache, const int32_t* pos) {
   const int pos0 = cache.len;
-  run(b.wq, xn_.data(), q_.data(), n);
-  run(b.wk, xn_.data(), k_.data(), n);
-  run(b.wv, xn_.data(), v_.data(), n);
+  run_shared({&b.wq, &b.wk, &b.wv}, xn_.data(), {q_.data(), k_.data(), v_.data()}, n);
   const bool inter = cfg_.rope_style == RopeStyle::Interleaved;
   kernels::rope(q_.data(), n, cfg_.heads(layer), cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
   kernels::rope(k_.data(), n, cfg_.kv_heads(layer), cfg_.head_dim, pos, cfg_.rope_theta, cfg_.rope_scale, inter);
@@ -317,8 +321,7 @@ void Transformer::ffn(Block& b, int layer, int n) {
     run(b.w_up, xn_.data(), h1_.data(), n);
     kernels::gelu_tanh(h1_.data(), n * h);
   } else {
-    run(b.w_gate, xn_.data(), h1_.data(), n);
-    run(b.w_up, xn_.data(), h2_.data(), n);
+    run_shared({&b.w_gate, &b.w_up}, xn_.data(), {h1_.data(), h2_.data()}, n);
     kernels::silu_mul(h1_.data(), h2_.data(), n * h);
   }
   run(b.w_down, h1_.data(), xn_.data(), n);

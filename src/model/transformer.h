@@ -107,6 +107,8 @@ class Transformer {
   void ffn(Block& b, int layer, int n);
   void norm(const Tensor& w, const Tensor& bias, const float* x, float* out, int n) const;
   void run(const Linear& l, const float* x, float* y, int n);
+  // run() for Linears reading the same input (forward_shared_input: one pass at decode).
+  void run_shared(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int n);
   void reserve(int n);
 
   ModelConfig cfg_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "core/cpu.h"
@@ -20,8 +21,29 @@ void mean_sd(const std::vector<double>& v, double& mean, double& sd) {
   sd = v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0;
 }
 
+// The bandwidth probe allocates 1 GiB, which must not count as the model's
+// peak RSS: the high-water mark is read before each probe and reset after it
+// (Linux's /proc/self/clear_refs "5"). Where that reset is refused, the
+// probes run once per thread count after all decoding, unpaired.
+struct Probe {
+  bool paired = false;
+  uint64_t peak_rss = 0;  // the highest VmHWM seen outside the probes
+  static bool reset_peak_rss() {
+    std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    const bool ok = std::fputs("5", f) >= 0;
+    return std::fclose(f) == 0 && ok;
+  }
+  double measure(int threads) {
+    peak_rss = std::max(peak_rss, peak_rss_bytes());
+    const double bw = kernels::measure_read_bandwidth(threads);
+    reset_peak_rss();
+    return bw;
+  }
+};
+
 BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads, const std::vector<int32_t>& tokens,
-                       double kv_decode_bytes) {
+                       double kv_decode_bytes, Probe& probe) {
   set_num_threads(threads);
   BenchRow row;
   row.threads = threads;
@@ -30,27 +52,29 @@ BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads,
   std::vector<float> logits(vocab);
   if (opt.depth > 0) model.forward(tokens.data(), opt.depth, cache, logits.data(), false);
   const int32_t* prompt = tokens.data() + opt.depth;
-  std::vector<double> pp, tg, ttft, token_s;
+  std::vector<double> pp, tg, ttft, paired;
   for (int r = -1; r < opt.reps; ++r) {  // r = -1 is a warm-up
     cache.len = opt.depth;  // keep the depth tokens; later positions are overwritten
     const double t0 = now_seconds();
     model.forward(prompt, opt.n_prompt, cache, logits.data(), false);
     const double t1 = now_seconds();
     int32_t tok = prompt[opt.n_prompt - 1];
-    double t_first = 0, t_prev = t1;
+    double t_first = 0;
     for (int i = 0; i < opt.n_gen; ++i) {
       tok = (tok * 7 + 13) % vocab;  // tokens do not matter for speed; avoid argmax cost
       model.forward(&tok, 1, cache, logits.data(), false);
-      const double t = now_seconds();
-      if (i == 0) t_first = t;
-      if (r >= 0) token_s.push_back(t - t_prev);
-      t_prev = t;
+      if (i == 0) t_first = now_seconds();
     }
-    const double t2 = t_prev;
+    const double t2 = now_seconds();
     if (r < 0) continue;
     pp.push_back(opt.n_prompt / (t1 - t0));
     tg.push_back(opt.n_gen / (t2 - t1));
     ttft.push_back((t_first - t0) * 1e3);
+    if (probe.paired) {
+      const double bw = probe.measure(threads);
+      row.bandwidth = std::max(row.bandwidth, bw);
+      paired.push_back(tg.back() * (double(model.decode_bytes()) + kv_decode_bytes) / bw);
+    }
   }
   mean_sd(pp, row.pp_tps, row.pp_sd);
   mean_sd(tg, row.tg_tps, row.tg_sd);
@@ -58,9 +82,11 @@ BenchRow bench_threads(Transformer& model, const BenchOptions& opt, int threads,
   mean_sd(ttft, row.ttft_ms, sd);
   // Each decoded token streams every weight once plus the KV cache so far.
   row.decode_bytes_per_s = row.tg_tps * (double(model.decode_bytes()) + kv_decode_bytes);
-  std::nth_element(token_s.begin(), token_s.begin() + token_s.size() / 2, token_s.end());
-  row.tg_median_tps = 1.0 / token_s[token_s.size() / 2];
-  row.median_bytes_per_s = row.tg_median_tps * (double(model.decode_bytes()) + kv_decode_bytes);
+  if (!paired.empty()) {
+    std::sort(paired.begin(), paired.end());
+    row.bw_fraction_paired = paired[paired.size() / 2];
+    row.bw_fraction = row.decode_bytes_per_s / row.bandwidth;
+  }
   return row;
 }
 }  // namespace
@@ -82,13 +108,14 @@ BenchResult bench(Transformer& model, const BenchOptions& opt) {
   std::mt19937 rng(1234);
   std::vector<int32_t> tokens(opt.depth + opt.n_prompt);
   for (auto& t : tokens) t = int32_t(rng() % model.config().vocab_size);
-  for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, tokens, res.kv_decode_bytes));
-  res.peak_rss = peak_rss_bytes();  // before the bandwidth probe's 1 GiB buffer
-  if (opt.measure_bandwidth)
+  Probe probe;
+  probe.paired = opt.measure_bandwidth && Probe::reset_peak_rss();
+  for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, tokens, res.kv_decode_bytes, probe));
+  res.peak_rss = std::max(probe.peak_rss, peak_rss_bytes());  // before any unpaired probe's 1 GiB buffer
+  if (opt.measure_bandwidth && !probe.paired)
     for (auto& row : res.rows) {
       row.bandwidth = kernels::measure_read_bandwidth(row.threads);
       row.bw_fraction = row.decode_bytes_per_s / row.bandwidth;
-      row.bw_fraction_median = row.median_bytes_per_s / row.bandwidth;
     }
   return res;
 }

@@ -1,11 +1,10 @@
 // Speed measurement of a model: prefill and decode tokens/s (mean ± sd over
 // repetitions), time to first token, peak RSS, weight bytes, and decode
 // bytes/s as a fraction of the machine's measured read bandwidth — the bound
-// for memory-bound decode. The bound is the best 64 MiB block of a streaming
-// read, so beside the mean decode rate the fraction is also given for the
-// median decoded token (~10-50 ms, a window as short as the probe's): on a
-// shared machine another tenant's burst lowers the mean, not the median. `depth` tokens can sit in the KV cache before the
-// measured prefill and decode (llama-bench's -d): attention at long context.
+// for memory-bound decode. This machine's bandwidth drifts by up to 2x within
+// minutes (other tenants of the host), so besides the whole-run fraction the
+// bound is also probed right after each repetition and that repetition's
+// decode rate is divided by it ("paired"): drift cancels in each pair.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,12 +29,10 @@ struct BenchRow {
   double pp_tps = 0, pp_sd = 0;  // prefill tokens/s
   double tg_tps = 0, tg_sd = 0;  // decode tokens/s
   double ttft_ms = 0;            // prefill of n_prompt tokens + first decode step
-  double bandwidth = 0;          // measured read bytes/s (0 if not measured)
+  double bandwidth = 0;          // measured read bytes/s, best of the probes (0 if not measured)
   double decode_bytes_per_s = 0; // weight (+KV) bytes streamed per second while decoding
   double bw_fraction = 0;        // decode_bytes_per_s / bandwidth
-  double tg_median_tps = 0;      // 1 / the median decoded token's time, over all repetitions
-  double median_bytes_per_s = 0; // decode bytes/s at the median token's time
-  double bw_fraction_median = 0; // median_bytes_per_s / bandwidth
+  double bw_fraction_paired = 0; // median over repetitions of its decode bytes/s / a probe right after it
 };
 
 struct BenchResult {

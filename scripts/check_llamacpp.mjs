@@ -10,10 +10,13 @@
 //                                                           logits at 8 positions -> OUTDIR/NAME[.f32kv].logits.f32
 //   node check_llamacpp.mjs cmp   A.f32 B.f32|B.npy VOCAB   max |logit diff|, KL(A||B), top-1 agreement per position
 //   node check_llamacpp.mjs ppl   FILE TEXT CTX CHUNKS      llama-perplexity's protocol on llama.cpp's logits
+//   node check_llamacpp.mjs win   FILE TEXT CTX W OUT.f32   the logits at every position of ppl's window W
+//                                                           (raw f32 [CTX x vocab]; its token ids in OUT.f32.ids)
 //   node check_llamacpp.mjs bench FILE PP TG THREADS REPS   llama.cpp prompt/generation tokens/s
 //
 // Environment: LLAMACHECK_F32KV=1 runs llama.cpp with an F32 KV cache and without flash attention
-// (its defaults, F16 KV cache and CPU flash attention, round q/k/v to F16: ~1e-3 on the logits).
+// (its defaults, F16 KV cache and CPU flash attention, round q/k/v to F16: ~1e-3 on the logits);
+// LLAMACHECK_BATCH=B sets the batch size of ppl and win (default: the whole window).
 import fs from "node:fs";
 import path from "node:path";
 
@@ -76,10 +79,29 @@ async function gen(outDir, files) {
   }
 }
 
+// One window of ppl's protocol, every position's logits written out (to compare with
+// scripts/check_llamacpp_logits.cpp on the same ids, position by position).
+async function win(file, textFile, n, w, out) {
+  const batch = process.env.LLAMACHECK_BATCH ? +process.env.LLAMACHECK_BATCH : undefined;
+  const {model, context, seq} = await open(file, n, 1, batch);
+  const toks = [model.tokens.bos, ...model.tokenize(fs.readFileSync(textFile, "utf8"))];
+  const win = toks.slice(w * n, (w + 1) * n); win[0] = model.tokens.bos;
+  const res = await seq.controlledEvaluate(win.map(t => [t, {generateNext: {logits: true}}]));
+  const V = res[0].next.logits.size;
+  const buf = Buffer.alloc(n * V * 4);
+  res.forEach((r, i) => { for (const [tok, lg] of r.next.logits) buf.writeFloatLE(lg, (i * V + tok) * 4); });
+  fs.writeFileSync(out, buf);
+  fs.writeFileSync(out + ".ids", win.join(","));
+  await context.dispose(); await model.dispose();
+}
+
 async function ppl(file, textFile, n, K) {
   // llama-perplexity: the whole text tokenized once with BOS, back-to-back windows of n tokens, first token of
   // each window set to BOS, logits at n/2 .. n-2 scored against the next token; PPL = exp(mean NLL), ± its s.e.
-  const {model, context, seq} = await open(file, n, 2);
+  // LLAMACHECK_BATCH=B evaluates each window B tokens at a time (llama-perplexity's -b/-ub): small
+  // batches take ggml's vec_dot path, large ones its GEMM paths (llamafile sgemm, AMX, repacked tiles).
+  const batch = process.env.LLAMACHECK_BATCH ? +process.env.LLAMACHECK_BATCH : undefined;
+  const {model, context, seq} = await open(file, n, 2, batch);
   const t0 = Date.now();
   const toks = [model.tokens.bos, ...model.tokenize(fs.readFileSync(textFile, "utf8"))];
   const windows = Math.min(K, Math.floor(toks.length / n));
@@ -291,6 +313,7 @@ if (cmd === "info") await info();
 else if (cmd === "gguf") process.exitCode = (await checkGguf(args[0], args.slice(1))) ? 1 : 0;
 else if (cmd === "gen") await gen(args[0], args.slice(1));
 else if (cmd === "cmp") cmpLogits(args[0], args[1], +args[2]);
+else if (cmd === "win") await win(args[0], args[1], +args[2], +args[3], args[4]);
 else if (cmd === "ppl") await ppl(args[0], args[1], +args[2], +args[3]);
 else if (cmd === "bench") await bench(args[0], +args[1], +args[2], args[3].split(",").map(Number), +args[4]);
 else { console.error("usage: see the header of check_llamacpp.mjs"); process.exitCode = 2; }

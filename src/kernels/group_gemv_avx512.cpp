@@ -201,12 +201,15 @@ SHRINK_VNNI_INLINE void q8_steps(const __m512i* q, const int8_t* xb, int64_t xst
   }
 }
 
-// Rows r .. r+R-1 against inputs t0 .. t0+NX-1: per block of 16 words, the
-// exact integer sums of each word, then * (scale of the word's group * dx).
+// Rows r, r + rs, .., r + (R-1) rs against inputs t0 .. t0+NX-1: per block of
+// 16 words, the exact integer sums of each word, then * (scale of the word's
+// group * dx). rs > 1 walks R far-apart runs of rows in step (decode: R
+// independent DRAM streams, as gemv_avx512.cpp); each row's arithmetic is
+// the same whatever R and rs are.
 // kBlockGroup: every block lies in one group (int4 g128, int8 g64+, per
 // channel, per tensor), so its scale is one broadcast instead of a lane table.
 template <int B, int R, int NX, bool kBlockGroup>
-SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t t0, float* y, int64_t ldy) {
+SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t rs, int64_t t0, float* y, int64_t ldy) {
   constexpr int CPB = 8 / B;
   const GroupQuantView& w = *p.w;
   const int64_t wpr = w.words_per_row(), stride = w.param_stride(), G = w.n_groups(), full = wpr / L;
@@ -216,8 +219,8 @@ SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t t0, float* y, int64
   const float* sr[R];
   __m512 racc[R][NX];
   for (int i = 0; i < R; ++i) {
-    wr[i] = w.packed + (r + i) * wpr;
-    sr[i] = w.scale + (r + i) * stride;
+    wr[i] = w.packed + (r + i * rs) * wpr;
+    sr[i] = w.scale + (r + i * rs) * stride;
     for (int t = 0; t < NX; ++t) racc[i][t] = _mm512_setzero_ps();
   }
   const int8_t* xq = p.xq + t0 * p.xq_stride;
@@ -244,25 +247,41 @@ SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t t0, float* y, int64
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < NX; ++t) {
       float v = _mm512_reduce_add_ps(racc[i][t]);
-      if (w.zero) v -= zero_corr(sr[i], w.zero + (r + i) * stride, p.xsum + (t0 + t) * G, G);
-      y[(t0 + t) * ldy + r + i] = v;
+      if (w.zero) v -= zero_corr(sr[i], w.zero + (r + i * rs) * stride, p.xsum + (t0 + t) * G, G);
+      y[(t0 + t) * ldy + r + i * rs] = v;
     }
+}
+
+// One input (decode): kRuns far-apart runs of the slab's rows walked in step,
+// the run length nudged off multiples of 4 KiB so the streams do not alias in
+// the L1 sets (as rows_in_runs in qdot_avx512.cpp); the remainder one by one.
+// Against the 4 adjacent rows used before (session 9, one thread, same run): int4g128 streamed from
+// DRAM 12.1 -> 23.5 Gweights/s (BM_GroupGemvStream), from L2/L3 20.5 -> 28.0 (BM_GroupGemvCached).
+constexpr int kRuns = 8;
+template <int B, bool kBlockGroup>
+SHRINK_VNNI void rows_q8_runs(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  const int64_t row_bytes = p.w->words_per_row() * int64_t{sizeof(uint32_t)};
+  int64_t run = (r1 - r0) / kRuns;
+  if (run > 1 && (run * row_bytes) % 4096 == 0 && row_bytes % 4096 != 0) --run;
+  for (int64_t i = 0; i < run; ++i) kernel_q8<B, kRuns, 1, kBlockGroup>(p, r0 + i, run, 0, y, ldy);
+  for (int64_t r = r0 + run * kRuns; r < r1; ++r) kernel_q8<B, 1, 1, kBlockGroup>(p, r, 1, 0, y, ldy);
 }
 
 template <int B, bool kBlockGroup>
 SHRINK_VNNI void rows_q8_t(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (p.n == 1 && r1 - r0 >= 2 * kRuns) return rows_q8_runs<B, kBlockGroup>(p, r0, r1, y, ldy);
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     int64_t t = 0;
     for (; t + 4 <= p.n; t += 4) {
-      kernel_q8<B, 2, 4, kBlockGroup>(p, r, t, y, ldy);
-      kernel_q8<B, 2, 4, kBlockGroup>(p, r + 2, t, y, ldy);
+      kernel_q8<B, 2, 4, kBlockGroup>(p, r, 1, t, y, ldy);
+      kernel_q8<B, 2, 4, kBlockGroup>(p, r + 2, 1, t, y, ldy);
     }
-    for (; t + 2 <= p.n; t += 2) kernel_q8<B, 4, 2, kBlockGroup>(p, r, t, y, ldy);
-    for (; t < p.n; ++t) kernel_q8<B, 4, 1, kBlockGroup>(p, r, t, y, ldy);
+    for (; t + 2 <= p.n; t += 2) kernel_q8<B, 4, 2, kBlockGroup>(p, r, 1, t, y, ldy);
+    for (; t < p.n; ++t) kernel_q8<B, 4, 1, kBlockGroup>(p, r, 1, t, y, ldy);
   }
   for (; r < r1; ++r)
-    for (int64_t t = 0; t < p.n; ++t) kernel_q8<B, 1, 1, kBlockGroup>(p, r, t, y, ldy);
+    for (int64_t t = 0; t < p.n; ++t) kernel_q8<B, 1, 1, kBlockGroup>(p, r, 1, t, y, ldy);
 }
 
 template <int B>

@@ -11,16 +11,17 @@ namespace shrink {
 GroupQuantWeight::GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols,
                                    const std::vector<uint8_t>& codes, std::vector<float> scale,
                                    std::vector<float> zero)
-    : GroupQuantWeight(spec, rows, cols, std::vector<uint32_t>(), std::move(scale), std::move(zero)) {
+    : GroupQuantWeight(spec, rows, cols, Tensor::zeros(DType::I32, {rows, (cols + 32 / spec.bits - 1) / (32 / spec.bits)}),
+                       std::move(scale), std::move(zero)) {
   SHRINK_CHECK(int64_t(codes.size()) == rows * cols, "group weight: ", codes.size(), " codes for ", rows, "x", cols);
-  packed_.assign(size_t(rows * words_per_row_), 0);
+  auto* words = packed_.ptr<uint32_t>();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      packed_[r * words_per_row_ + c / per_word_] |= uint32_t(codes[r * cols + c]) << (spec.bits * (c % per_word_));
+      words[r * words_per_row_ + c / per_word_] |= uint32_t(codes[r * cols + c]) << (spec.bits * (c % per_word_));
 }
 
 GroupQuantWeight::GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols,
-                                   std::vector<uint32_t> packed, std::vector<float> scale, std::vector<float> zero)
+                                   Tensor packed, std::vector<float> scale, std::vector<float> zero)
     : spec_(spec),
       codebook_(spec),
       rows_(rows),
@@ -35,8 +36,9 @@ GroupQuantWeight::GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, i
   const int64_t params = spec.group == -1 ? 1 : rows * n_groups();
   SHRINK_CHECK(int64_t(scale_.size()) == params && int64_t(zero_.size()) == params, "group weight: ", scale_.size(),
                " scales for ", params, " groups");
-  SHRINK_CHECK(packed_.empty() || int64_t(packed_.size()) == rows * words_per_row_, "group weight: ", packed_.size(),
-               " packed words for ", rows, " rows of ", words_per_row_);
+  SHRINK_CHECK(packed_.dtype == DType::I32 && packed_.numel() == rows * words_per_row_,
+               "group weight: ", dtype_name(packed_.dtype), " ", shape_str(packed_.shape), " packed words for ", rows,
+               " rows of ", words_per_row_);
   has_zero_ = std::any_of(zero_.begin(), zero_.end(), [](float z) { return z != 0.0f; });
   if (spec.code != quant::Code::Int) {
     // The kernels look codes up in a table of 2^bits entries.
@@ -48,17 +50,17 @@ GroupQuantWeight::GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, i
 int64_t GroupQuantWeight::bytes() const {
   // Packed codes plus f16 scales (and zeros when asymmetric), as stored in a file.
   const int64_t params = int64_t(scale_.size()) * 2 * ((spec_.code == quant::Code::Int && !spec_.symmetric) ? 2 : 1);
-  return int64_t(packed_.size()) * 4 + params;
+  return packed_.nbytes() + params;
 }
 
 uint8_t GroupQuantWeight::code(int64_t r, int64_t c) const {
-  const uint32_t w = packed_[r * words_per_row_ + c / per_word_];
+  const uint32_t w = packed()[r * words_per_row_ + c / per_word_];
   return static_cast<uint8_t>((w >> (spec_.bits * (c % per_word_))) & ((1u << spec_.bits) - 1));
 }
 
 kernels::GroupQuantView GroupQuantWeight::view() const {
   kernels::GroupQuantView v;
-  v.packed = packed_.data();
+  v.packed = packed();
   v.scale = scale_.data();
   v.zero = has_zero_ ? zero_.data() : nullptr;  // float codebooks: no correction term
   v.levels = levels_.empty() ? nullptr : levels_.data();
@@ -107,7 +109,7 @@ void group_weight_to_file(const GroupQuantWeight& g, const std::string& base, Mo
   const std::vector<int64_t> pshape =
       s.group == -1 ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, g.n_groups()};
   Tensor packed = Tensor::alloc(DType::I32, {rows, g.words_per_row()});
-  std::memcpy(packed.data, g.packed().data(), size_t(packed.nbytes()));
+  std::memcpy(packed.data, g.packed(), size_t(packed.nbytes()));
   Tensor scale = Tensor::alloc(DType::F32, pshape);
   std::copy(g.scales().begin(), g.scales().end(), scale.f32());
   Tensor shape = Tensor::alloc(DType::I64, {2});
@@ -144,9 +146,6 @@ std::shared_ptr<GroupQuantWeight> group_weight_from_file(const ModelFile& m, con
   spec.bits = s.bits;
   spec.group = s.group;
   spec.symmetric = s.symmetric;
-  const Tensor& packed = m.get(base + ".weight_packed");
-  std::vector<uint32_t> words(size_t(packed.numel()));
-  std::memcpy(words.data(), packed.data, size_t(packed.nbytes()));
   const Tensor scale = m.get(base + ".weight_scale").to(DType::F32);
   std::vector<float> sc(scale.f32(), scale.f32() + scale.numel());
   std::vector<float> zero(sc.size(), float(1 << (s.bits - 1)));
@@ -154,7 +153,7 @@ std::shared_ptr<GroupQuantWeight> group_weight_from_file(const ModelFile& m, con
     const Tensor& z = m.get(base + ".weight_zero_point");
     for (size_t i = 0; i < zero.size(); ++i) zero[i] = float(z.ptr<const int32_t>()[i]);
   }
-  return std::make_shared<GroupQuantWeight>(spec, shape[0], shape[1], std::move(words), std::move(sc),
+  return std::make_shared<GroupQuantWeight>(spec, shape[0], shape[1], m.get(base + ".weight_packed"), std::move(sc),
                                             std::move(zero));
 }
 

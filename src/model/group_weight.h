@@ -25,9 +25,10 @@ class GroupQuantWeight : public WeightRepr {
   // codes: rows x cols codes, row-major; scale/zero: rows x n_groups (or 1 x 1 per tensor).
   GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols, const std::vector<uint8_t>& codes,
                    std::vector<float> scale, std::vector<float> zero);
-  // From codes already packed (rows x words_per_row words, e.g. a file's weight_packed).
-  GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols, std::vector<uint32_t> packed,
-                   std::vector<float> scale, std::vector<float> zero);
+  // From codes already packed: an I32 tensor of rows x words_per_row words, e.g. a file's
+  // weight_packed, kept as it is (an mmap'd file's pages are read in place, not copied).
+  GroupQuantWeight(const quant::QuantSpec& spec, int64_t rows, int64_t cols, Tensor packed, std::vector<float> scale,
+                   std::vector<float> zero);
 
   int64_t out_features() const override { return rows_; }
   int64_t in_features() const override { return cols_; }
@@ -39,7 +40,7 @@ class GroupQuantWeight : public WeightRepr {
   const quant::QuantSpec& spec() const { return spec_; }
   int64_t n_groups() const { return group_len_ == cols_ ? 1 : (cols_ + group_len_ - 1) / group_len_; }
   int64_t words_per_row() const { return words_per_row_; }
-  const std::vector<uint32_t>& packed() const { return packed_; }
+  const uint32_t* packed() const { return packed_.ptr<const uint32_t>(); }  // rows x words_per_row
   const std::vector<float>& scales() const { return scale_; }
   const std::vector<float>& zeros() const { return zero_; }
   uint8_t code(int64_t r, int64_t c) const;
@@ -52,7 +53,7 @@ class GroupQuantWeight : public WeightRepr {
   quant::QuantSpec spec_;
   quant::Codebook codebook_;
   int64_t rows_, cols_, group_len_, per_word_, words_per_row_;
-  std::vector<uint32_t> packed_;
+  Tensor packed_;  // I32 {rows, words_per_row}: heap, or the model file's mmap
   std::vector<float> scale_, zero_;
   std::vector<float> levels_;  // code values of float codebooks; empty for integer codes
   bool has_zero_ = true;       // some zero point is not 0 (float codebooks have none)

@@ -23,7 +23,7 @@ void mean_sd(const std::vector<double>& v, double& mean, double& sd) {
 
 // The bandwidth probe allocates 1 GiB, which must not count as the model's
 // peak RSS: the high-water mark is read before each probe and reset after it
-// (Linux's /proc/self/clear_refs "5"). Where that reset is refused, the
+// (Linux's /proc/self/clear_refs "5"); loading's peak is kept. Where that reset is refused, the
 // probes run once per thread count after all decoding, unpaired.
 struct Probe {
   bool paired = false;
@@ -109,6 +109,7 @@ BenchResult bench(Transformer& model, const BenchOptions& opt) {
   std::vector<int32_t> tokens(opt.depth + opt.n_prompt);
   for (auto& t : tokens) t = int32_t(rng() % model.config().vocab_size);
   Probe probe;
+  probe.peak_rss = peak_rss_bytes();  // loading's peak, before the first reset
   probe.paired = opt.measure_bandwidth && Probe::reset_peak_rss();
   for (int th : opt.threads) res.rows.push_back(bench_threads(model, opt, th, tokens, res.kv_decode_bytes, probe));
   res.peak_rss = std::max(probe.peak_rss, peak_rss_bytes());  // before any unpaired probe's 1 GiB buffer

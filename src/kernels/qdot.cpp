@@ -403,17 +403,32 @@ void qgemv_ref(DType t, const void* W, const float* x, float* y, int64_t rows, i
   qdot_impl::rows_ref(t, W, act.data(), y, rows, cols);
 }
 
-void qgemv_threads(DType t, const void* W, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
+namespace {
+// The parts' rows laid end to end, split in slabs over `threads` threads; a
+// slab crossing a part boundary runs as one piece per part. x is quantized once.
+void parts_threads(DType t, const QGemvPart* parts, int n_parts, const float* x, int64_t cols, int threads) {
   static const RowsFn fn = rows_fn();
-  check_shape(t, cols);
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
   if (rows <= 0) return;
   std::vector<uint8_t>& act = act_buffer(qdot_act_bytes(t, cols));
   quantize_act(t, x, act.data(), cols);
   const int64_t row_bytes = dtype_bytes(t, cols);
   const uint8_t* a = act.data();
   for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
-    fn(t, static_cast<const char*>(W) + r0 * row_bytes, a, y + r0, r1 - r0, cols);
+    int64_t base = 0;
+    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
+      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
+      if (e > b) fn(t, static_cast<const char*>(parts[i].W) + b * row_bytes, a, parts[i].y + b, e - b, cols);
+    }
   });
+}
+}  // namespace
+
+void qgemv_threads(DType t, const void* W, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
+  check_shape(t, cols);
+  const QGemvPart whole{W, y, rows};
+  parts_threads(t, &whole, 1, x, cols, threads);
 }
 
 void qgemv(DType t, const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
@@ -422,23 +437,10 @@ void qgemv(DType t, const void* W, const float* x, float* y, int64_t rows, int64
 }
 
 void qgemv_parts(DType t, const QGemvPart* parts, int n_parts, const float* x, int64_t cols) {
-  static const RowsFn fn = rows_fn();
-  check_shape(t, cols);
   int64_t rows = 0;
   for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
-  if (rows <= 0) return;
-  std::vector<uint8_t>& act = act_buffer(qdot_act_bytes(t, cols));
-  quantize_act(t, x, act.data(), cols);
-  const int64_t row_bytes = dtype_bytes(t, cols);
-  const uint8_t* a = act.data();
-  // Slabs of the parts' rows laid end to end; a slab crossing a part boundary runs as one piece per part.
-  for_row_slabs(rows, decode_threads(rows * row_bytes), [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
-      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
-      if (e > b) fn(t, static_cast<const char*>(parts[i].W) + b * row_bytes, a, parts[i].y + b, e - b, cols);
-    }
-  });
+  check_shape(t, cols);
+  parts_threads(t, parts, n_parts, x, cols, decode_threads(rows * dtype_bytes(t, cols)));
 }
 
 // Measured with bench/qdot_bench.cpp BM_QMatmul (4096 x 4096, 2 threads):

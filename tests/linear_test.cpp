@@ -1,7 +1,7 @@
 // Tests of model/linear.h's forward_shared_input: one kernel pass over several
 // block-quantized Linears reading one input gives what Linear::forward gives
-// each of them, biases included, and Linears it cannot fuse (mixed types,
-// dense weights, several tokens) fall back to one forward each.
+// each of them, biases included; in a mix, each ggml type shares one pass and
+// the rest (dense weights, several tokens) run one forward each.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -76,6 +76,13 @@ TEST(Linear, SharedInputFallsBackForMixedOrDenseWeights) {
   std::vector<Linear> one;
   one.push_back(quantized_linear("only", DType::Q4_K, 40, 512, true, rng));
   expect_same_as_one_by_one(one, 1, rng);
+  // A Q4_K_M-like mix: the two Q4_K (not adjacent) share a pass, Q6_K and F32 run on their own.
+  std::vector<Linear> mix;
+  mix.push_back(quantized_linear("q", DType::Q4_K, 512, 512, false, rng));
+  mix.push_back(quantized_linear("v", DType::Q6_K, 128, 512, false, rng));
+  mix.push_back(quantized_linear("k", DType::Q4_K, 128, 512, true, rng));
+  mix.push_back(quantized_linear("f", DType::F32, 16, 512, false, rng));
+  expect_same_as_one_by_one(mix, 1, rng);
 }
 
 TEST(Linear, SharedInputChecksItsArguments) {
@@ -83,6 +90,9 @@ TEST(Linear, SharedInputChecksItsArguments) {
   const Linear l = quantized_linear("a", DType::Q4_0, 8, 64, false, rng);
   std::vector<float> x(64), y(8);
   EXPECT_THROW(forward_shared_input({&l, &l}, x.data(), {y.data()}, 1), Error);
+  const Linear wide = quantized_linear("wide", DType::Q4_0, 8, 128, false, rng);
+  std::vector<float> y2(8);
+  EXPECT_THROW(forward_shared_input({&l, &wide}, x.data(), {y.data(), y2.data()}, 1), Error);
 }
 
 }  // namespace

@@ -94,32 +94,41 @@ void Linear::forward(const float* x, float* y, int64_t n) const {
 }
 
 namespace {
-// The common type when every Linear is a qgemv-able BlockWeight of one type and width, read in the ggml layout.
-std::optional<DType> shared_block_type(const std::vector<const Linear*>& ls) {
-  std::optional<DType> t;
-  for (const Linear* l : ls) {
-    const auto* b = dynamic_cast<const BlockWeight*>(&l->weight());
-    if (!b || !kernels::qdot_supported(b->tensor().dtype) || b->decodes_repacked()) return std::nullopt;
-    if (t && (*t != b->tensor().dtype || l->in_features() != ls[0]->in_features())) return std::nullopt;
-    t = b->tensor().dtype;
-  }
-  return t;
+// The ggml type a single-token product of this Linear can share with others (a block-quantized
+// weight with a dot kernel, read in the ggml layout), or none.
+std::optional<DType> shareable_type(const Linear& l) {
+  const auto* b = dynamic_cast<const BlockWeight*>(&l.weight());
+  if (!b || !kernels::qdot_supported(b->tensor().dtype) || b->decodes_repacked()) return std::nullopt;
+  return b->tensor().dtype;
 }
 }  // namespace
 
 void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int64_t n) {
   SHRINK_CHECK(ls.size() == ys.size(), "forward_shared_input: ", ls.size(), " Linears but ", ys.size(), " outputs");
-  const std::optional<DType> t = n == 1 ? shared_block_type(ls) : std::nullopt;
-  if (!t) {
-    for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(x, ys[i], n);
-    return;
+  for (const Linear* l : ls)
+    SHRINK_CHECK(l->in_features() == ls[0]->in_features(), "forward_shared_input: ", l->name(), " reads ",
+                 l->in_features(), " values, ", ls[0]->name(), " ", ls[0]->in_features());
+  // One pass per ggml type among them (a Q4_K_M mix runs q/k as one and a Q6_K v alone); the rest one by one.
+  std::vector<bool> done(ls.size(), false);
+  for (size_t i = 0; i < ls.size(); ++i) {
+    if (done[i]) continue;
+    const std::optional<DType> t = n == 1 ? shareable_type(*ls[i]) : std::nullopt;
+    if (!t) {
+      ls[i]->forward(x, ys[i], n);
+      continue;
+    }
+    std::vector<kernels::QGemvPart> parts;
+    std::vector<size_t> members;
+    for (size_t j = i; j < ls.size(); ++j)
+      if (!done[j] && shareable_type(*ls[j]) == t) {
+        parts.push_back({static_cast<const BlockWeight&>(ls[j]->weight()).tensor().data, ys[j], ls[j]->out_features()});
+        members.push_back(j);
+        done[j] = true;
+      }
+    kernels::qgemv_parts(*t, parts.data(), static_cast<int>(parts.size()), x, ls[i]->in_features());
+    for (size_t j : members)
+      if (!ls[j]->bias().empty()) kernels::add_bias(ys[j], ls[j]->bias().f32(), 1, ls[j]->out_features());
   }
-  std::vector<kernels::QGemvPart> parts;
-  for (size_t i = 0; i < ls.size(); ++i)
-    parts.push_back({static_cast<const BlockWeight&>(ls[i]->weight()).tensor().data, ys[i], ls[i]->out_features()});
-  kernels::qgemv_parts(*t, parts.data(), static_cast<int>(parts.size()), x, ls[0]->in_features());
-  for (size_t i = 0; i < ls.size(); ++i)
-    if (!ls[i]->bias().empty()) kernels::add_bias(ys[i], ls[i]->bias().f32(), 1, ls[i]->out_features());
 }
 
 }  // namespace shrink

@@ -103,11 +103,12 @@ class Linear {
   Tensor bias_;  // f32 {out} or empty
 };
 
-// ys[i] = x * W_i^T + b_i for Linears that read the same input (q/k/v, gate/up).
-// One token against block-quantized weights of one type and width (ggml
-// layout): one kernel pass over all their rows (kernels::qgemv_parts: the
-// input quantized once, one fork/join); otherwise forward() one by one. The
-// results are the same either way.
+// ys[i] = x * W_i^T + b_i for Linears that read the same input (q/k/v, gate/up;
+// all of one width). For one token, the block-quantized weights (ggml layout)
+// of each type run as one kernel pass over all their rows (kernels::qgemv_parts:
+// the input quantized once, one fork/join); the others, and every Linear of a
+// multi-token product, run forward() one by one. The results are the same
+// either way.
 void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int64_t n);
 
 // Called with the input of every Linear the forward runs (calibration:

@@ -300,11 +300,8 @@ TEST(TrainCheckpoint, ResumeWithAnotherOptimizerIsRefused) {
 TEST(TrainLoop, OneLayerOverfitsATinyBatch) {
   const std::vector<int32_t> data = random_tokens(17, 64, 9);  // one window of 16 + 1: every batch is this one
   TransformerParams p = TransformerParams::random(tiny_config(1), 1);
-  TrainOptions o;
-  o.steps = 150, o.batch = 2, o.seq_len = 16, o.lr = 1e-2, o.min_lr = 1e-2, o.warmup = 0, o.weight_decay = 0;
-  Trainer t(p, data, {}, o);
-  double first = 0, last = 0;
-  t.run(-1, [&](const StepStats& s) { (s.step == 1 ? first : last) = s.loss; }, nullptr);
+  Trainer t(p, data, {}, fixtures::overfit_options());
+  const auto [first, last] = fixtures::run_first_last_loss(t);
   EXPECT_NEAR(first, std::log(64.0), 0.3);
   EXPECT_LT(last, 0.05) << "first loss " << first;
   EXPECT_TRUE(std::isnan(t.validate()));  // no validation data

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -64,6 +65,24 @@ TEST(Linear, SharedInputOnePassEqualsForwardEach) {
     expect_same_as_one_by_one(ls, 1, rng);
     expect_same_as_one_by_one(ls, 3, rng);  // prefill: one forward each
   }
+}
+
+// With SHRINK_REPACK=1 (read at each weight's first single-token product) the Q4_0 / Q4_K
+// weights decode from their 16-row repacked copies: those with whole groups share one
+// x16_gemv_parts pass, a weight whose rows are not a multiple of 16 runs alone.
+TEST(Linear, SharedInputRepackedOnePassEqualsForwardEach) {
+  setenv("SHRINK_REPACK", "1", 1);
+  std::mt19937 rng(6);
+  for (DType t : {DType::Q4_0, DType::Q4_K}) {
+    std::vector<Linear> ls;
+    ls.push_back(quantized_linear("q", t, 512, 512, false, rng));
+    ls.push_back(quantized_linear("k", t, 128, 512, true, rng));
+    ls.push_back(quantized_linear("v", t, 130, 512, false, rng));
+    ls.push_back(quantized_linear("o", t, 256, 512, false, rng));
+    expect_same_as_one_by_one(ls, 1, rng);
+    expect_same_as_one_by_one(ls, 2, rng);
+  }
+  unsetenv("SHRINK_REPACK");
 }
 
 TEST(Linear, SharedInputFallsBackForMixedOrDenseWeights) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -129,6 +130,30 @@ TEST(RepackX16, Avx512EqualsReferenceExactlyAtAnyThreadCount) {
       for (int64_t r = 0; r < c.rows; ++r)
         ASSERT_EQ(got[r], want[r]) << name(c) << " row " << r << ", " << threads << " threads";
     }
+  }
+}
+
+// x16_gemv_parts (decode's q/k/v, gate/up in one pass) gives each part exactly
+// what x16_gemv gives it alone, whichever slab boundaries the parts straddle.
+TEST(RepackX16, PartsEqualEachPartAlone) {
+  if (!x16_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (or SHRINK_ISA caps it)";
+  std::mt19937 rng(5);
+  for (const auto& [t, cols] : {std::pair{DType::Q4_0, int64_t{1536}}, std::pair{DType::Q4_K, int64_t{2048}}}) {
+    const std::vector<int64_t> rows = {1024, 256, 48, 16};
+    const std::vector<float> x = random_x(cols, rng);
+    std::vector<std::vector<uint8_t>> packed;
+    std::vector<std::vector<float>> want, got;
+    std::vector<X16Part> parts;
+    for (int64_t r : rows) {
+      const Case c{t, r, cols};
+      packed.push_back(repacked(c, random_rows(t, r, cols, rng)));
+      want.emplace_back(static_cast<size_t>(r));
+      got.emplace_back(static_cast<size_t>(r), NAN);
+      x16_gemv_threads(t, packed.back().data(), x.data(), want.back().data(), r, cols, 1);
+    }
+    for (size_t i = 0; i < rows.size(); ++i) parts.push_back({packed[i].data(), got[i].data(), rows[i]});
+    x16_gemv_parts(t, parts.data(), static_cast<int>(parts.size()), x.data(), cols);
+    for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(got[i], want[i]) << dtype_name(t) << " part " << i;
   }
 }
 

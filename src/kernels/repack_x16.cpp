@@ -3,6 +3,7 @@
 // Layouts: repack_x16.h.
 #include "kernels/repack_x16.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -112,14 +113,41 @@ const std::vector<ActQ8_K>& prepare_q8_k(const float* x, int64_t cols, bool refe
   return act;
 }
 
-// Runs kernel(P of the slab, act, y of the slab, groups, tiles) over row slabs.
+// Runs kernel(P of the piece, act, y of the piece, groups, tiles, stride)
+// over the parts' rows laid end to end, split in slabs of whole groups over
+// `threads` threads; a slab crossing a part boundary runs as one piece per part.
 template <typename Act, typename Kernel>
-void run_slabs(DType t, const void* P, const Act* act, float* y, int64_t rows, int64_t cols, int threads, Kernel kernel) {
+void run_slabs(DType t, const X16Part* parts, int n_parts, const Act* act, int64_t cols, int threads, Kernel kernel) {
   const int64_t tiles = tiles_per_row(t, cols), stride = group_stride(t, cols);
-  const auto* p = static_cast<const uint8_t*>(P);
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
   for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
-    kernel(p + r0 / kX16Rows * stride, act, y + r0, (r1 - r0) / kX16Rows, tiles, stride);
+    int64_t base = 0;
+    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
+      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
+      if (e > b)
+        kernel(static_cast<const uint8_t*>(parts[i].P) + b / kX16Rows * stride, act, parts[i].y + b, (e - b) / kX16Rows,
+               tiles, stride);
+    }
   });
+}
+
+// The parts on `threads` threads, with the SIMD kernels or the scalar reference.
+void parts_threads(DType t, const X16Part* parts, int n_parts, const float* x, int64_t cols, int threads,
+                   bool reference) {
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    check_shape(t, parts[i].rows, cols);
+    rows += parts[i].rows;
+  }
+  SHRINK_CHECK(reference || x16_available(), "repacked GEMV: this CPU has no AVX-512 VNNI");
+  if (rows == 0) return;
+  if (t == DType::Q4_0)
+    run_slabs(t, parts, n_parts, prepare_q8_0(x, cols, 2 * tiles_per_row(t, cols), reference).data(), cols, threads,
+              reference ? x16_impl::q4_0_ref : x16_impl::q4_0_avx512);
+  else
+    run_slabs(t, parts, n_parts, prepare_q8_k(x, cols, reference).data(), cols, threads,
+              reference ? x16_impl::q4_k_ref : x16_impl::q4_k_avx512);
 }
 
 }  // namespace
@@ -159,26 +187,23 @@ void x16_unpack_row(DType t, const void* P, int64_t r, int64_t cols, void* row) 
 }
 
 void x16_gemv_threads(DType t, const void* P, const float* x, float* y, int64_t rows, int64_t cols, int threads) {
-  check_shape(t, rows, cols);
-  SHRINK_CHECK(x16_available(), "repacked GEMV: this CPU has no AVX-512 VNNI");
-  if (rows == 0) return;
-  if (t == DType::Q4_0)
-    run_slabs(t, P, prepare_q8_0(x, cols, 2 * tiles_per_row(t, cols), false).data(), y, rows, cols, threads,
-              x16_impl::q4_0_avx512);
-  else
-    run_slabs(t, P, prepare_q8_k(x, cols, false).data(), y, rows, cols, threads, x16_impl::q4_k_avx512);
+  const X16Part whole{P, y, rows};
+  parts_threads(t, &whole, 1, x, cols, threads, false);
 }
 
 void x16_gemv(DType t, const void* P, const float* x, float* y, int64_t rows, int64_t cols) {
   x16_gemv_threads(t, P, x, y, rows, cols, decode_threads(x16_bytes(t, rows, cols)));
 }
 
+void x16_gemv_parts(DType t, const X16Part* parts, int n_parts, const float* x, int64_t cols) {
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
+  parts_threads(t, parts, n_parts, x, cols, decode_threads(x16_bytes(t, rows, cols)), false);
+}
+
 void x16_gemv_ref(DType t, const void* P, const float* x, float* y, int64_t rows, int64_t cols) {
-  check_shape(t, rows, cols);
-  if (t == DType::Q4_0)
-    run_slabs(t, P, prepare_q8_0(x, cols, 2 * tiles_per_row(t, cols), true).data(), y, rows, cols, 1, x16_impl::q4_0_ref);
-  else
-    run_slabs(t, P, prepare_q8_k(x, cols, true).data(), y, rows, cols, 1, x16_impl::q4_k_ref);
+  const X16Part whole{P, y, rows};
+  parts_threads(t, &whole, 1, x, cols, 1, true);
 }
 
 // ---------------------------------------------------------------------------

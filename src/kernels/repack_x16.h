@@ -60,6 +60,16 @@ void x16_unpack_row(DType wtype, const void* P, int64_t r, int64_t cols, void* r
 void x16_gemv_threads(DType wtype, const void* P, const float* x, float* y, int64_t rows, int64_t cols, int threads);
 // As above with decode_threads' choice of thread count.
 void x16_gemv(DType wtype, const void* P, const float* x, float* y, int64_t rows, int64_t cols);
+// One input against several repacked matrices of one type and width (decode's
+// q/k/v, gate/up), as qgemv_parts does for the ggml layout: x quantized once,
+// all parts' rows (each a multiple of 16) split over the threads in one pass.
+// Each row is computed as x16_gemv computes it.
+struct X16Part {
+  const void* P;
+  float* y;
+  int64_t rows;
+};
+void x16_gemv_parts(DType wtype, const X16Part* parts, int n_parts, const float* x, int64_t cols);
 // Scalar reference of x16_gemv (the SIMD path's exact arithmetic and f32 order).
 void x16_gemv_ref(DType wtype, const void* P, const float* x, float* y, int64_t rows, int64_t cols);
 

@@ -58,8 +58,12 @@ struct Q4_0 {
   static constexpr int64_t kTileBytes = kQ4_0TileBytes;
   using Act = ActQ8_0;
   static constexpr int64_t kActPerTile = 2;
+  // A tile is one step: it is only nine cache lines.
+  static constexpr int kSteps = 1;
+  struct State {};
+  SHRINK_AVX512_INLINE static void begin(State&) {}
   // acc += the tile's two blocks.
-  SHRINK_AVX512_INLINE static void tile(const uint8_t* p, const Act* a, __m512& acc) {
+  SHRINK_AVX512_INLINE static void step(int, const uint8_t* p, const Act* a, State&, __m512& acc) {
     for (int b = 0; b < 2; ++b) {
       __m512i lo = _mm512_set1_epi32(a[b].neg8sum), hi = _mm512_setzero_si512();
       nibble_dots<4>(p + 256 * b, a[b].qs, a[b].qs + 16, lo, hi);
@@ -67,6 +71,7 @@ struct Q4_0 {
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(f16x16(p + 512 + 32 * b), _mm512_set1_ps(a[b].d)), acc);
     }
   }
+  SHRINK_AVX512_INLINE static void end(const uint8_t*, const Act*, const State&, __m512&) {}
 };
 
 struct Q4_K {
@@ -82,20 +87,27 @@ struct Q4_K {
     if (j < 4) return field(ab, 8 * j, 63);
     return _mm512_or_si512(field(c, 8 * (j - 4) + c_shift, 15), field(ab, 8 * (j - 4) + 2, 0x30));
   }
-  SHRINK_AVX512_INLINE static void tile(const uint8_t* p, const Act* a, __m512& acc) {
-    const __m512i A = load(p + 2048), B = load(p + 2112), C = load(p + 2176);
-    __m512i isum = _mm512_setzero_si512(), msum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; ++c) {
-      __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-      nibble_dots<8>(p + 512 * c, a->qs + 64 * c, a->qs + 64 * c + 32, lo, hi);
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, scale(2 * c, A, C, 0)));
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4), scale(2 * c + 1, A, C, 0)));
-    }
+  // A tile is four steps, one per 512 bytes of codes (two sub-blocks each), so
+  // that walking several groups visits each stream for 8-12 lines at a time
+  // instead of 36: measured, 36-line bursts from 8 streams read DRAM ~20%
+  // slower than short ones (the hardware prefetcher falls behind).
+  static constexpr int kSteps = 4;
+  struct State { __m512i isum; };
+  SHRINK_AVX512_INLINE static void begin(State& st) { st.isum = _mm512_setzero_si512(); }
+  SHRINK_AVX512_INLINE static void step(int c, const uint8_t* p, const Act* a, State& st, __m512&) {
+    const __m512i A = load(p + 2048), C = load(p + 2176);
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    nibble_dots<8>(p + 512 * c, a->qs + 64 * c, a->qs + 64 * c + 32, lo, hi);
+    st.isum = _mm512_add_epi32(st.isum, _mm512_mullo_epi32(lo, scale(2 * c, A, C, 0)));
+    st.isum = _mm512_add_epi32(st.isum, _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4), scale(2 * c + 1, A, C, 0)));
+  }
+  SHRINK_AVX512_INLINE static void end(const uint8_t* p, const Act* a, const State& st, __m512& acc) {
+    const __m512i B = load(p + 2112), C = load(p + 2176);
+    __m512i msum = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int s = 0; s < 8; ++s) msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(scale(s, B, C, 4), _mm512_set1_epi32(a->bsum[s])));
     const __m512 dy = _mm512_set1_ps(a->d);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(f16x16(p + 2240), dy), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st.isum), _mm512_mul_ps(f16x16(p + 2240), dy), acc);
     acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(f16x16(p + 2272), dy), acc);
   }
 };
@@ -106,30 +118,42 @@ SHRINK_AVX512 void groups_together(const uint8_t* P, int64_t stride, const typen
                                    int64_t ystride, int64_t tiles) {
   __m512 acc[G];
   for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  constexpr int64_t kStepLines = K::kTileBytes / 64 / K::kSteps;  // prefetched per step, the tile's lines in turn
   for (int64_t t = 0; t < tiles; ++t) {
+    const typename K::Act* a = act + K::kActPerTile * t;
+    typename K::State st[G];
+    for (int g = 0; g < G; ++g) K::begin(st[g]);
 #pragma GCC unroll 4
-    for (int g = 0; g < G; ++g) {
-      const uint8_t* p = P + g * stride + t * K::kTileBytes;
-      for (int64_t o = 0; o < K::kTileBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
-      K::tile(p, act + K::kActPerTile * t, acc[g]);
+    for (int c = 0; c < K::kSteps; ++c) {
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const uint8_t* p = P + g * stride + t * K::kTileBytes;
+        for (int64_t l = c * kStepLines; l < (c + 1) * kStepLines; ++l)
+          _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + 64 * l), _MM_HINT_T0);
+        K::step(c, p, a, st[g], acc[g]);
+      }
     }
+    for (int g = 0; g < G; ++g) K::end(P + g * stride + t * K::kTileBytes, a, st[g], acc[g]);
   }
   for (int g = 0; g < G; ++g) _mm512_storeu_ps(y + g * ystride, acc[g]);
 }
 
-// Groups in G runs walked in step (G streams), the remainder one at a time.
-// An odd run length times the odd group stride (in cache lines) puts the G
-// streams at G different offsets within a 4 KiB page (see group_stride).
+// Groups in G runs walked in step (G streams); what is left over by G / 2,
+// and so on down to one. An odd run length times the odd group stride (in
+// cache lines) puts the G streams at G different offsets within a 4 KiB page
+// (see group_stride).
 template <class K, int G>
 SHRINK_AVX512 void groups_in_runs(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles,
                                   int64_t stride) {
-  int64_t run = groups / G;
-  if (run > 1 && run % 2 == 0) --run;
-  for (int64_t i = 0; i < run; ++i)
-    groups_together<K, G>(P + i * stride, run * stride, act, y + i * kX16Rows, run * kX16Rows, tiles);
-  for (int64_t g = run * G; g < groups; ++g)
-    groups_together<K, 1>(P + g * stride, 0, act, y + g * kX16Rows, 0, tiles);
+  if constexpr (G == 1) {
+    for (int64_t g = 0; g < groups; ++g) groups_together<K, 1>(P + g * stride, 0, act, y + g * kX16Rows, 0, tiles);
+  } else {
+    int64_t run = groups / G;
+    if (run > 1 && run % 2 == 0) --run;
+    for (int64_t i = 0; i < run; ++i)
+      groups_together<K, G>(P + i * stride, run * stride, act, y + i * kX16Rows, run * kX16Rows, tiles);
+    groups_in_runs<K, G / 2>(P + run * G * stride, act, y + run * G * kX16Rows, groups - run * G, tiles, stride);
+  }
 }
 
 template <class K>

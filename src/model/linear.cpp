@@ -94,12 +94,39 @@ void Linear::forward(const float* x, float* y, int64_t n) const {
 }
 
 namespace {
-// The ggml type a single-token product of this Linear can share with others (a block-quantized
-// weight with a dot kernel, read in the ggml layout), or none.
-std::optional<DType> shareable_type(const Linear& l) {
+// How a single-token product of this Linear can share a kernel pass with others: its weight's ggml
+// type, and whether it reads the repacked copy (then only with whole groups of 16 rows). None for
+// dense weights and types without a dot kernel.
+struct SharedPass {
+  DType type;
+  bool repacked;
+  bool operator==(const SharedPass&) const = default;
+};
+std::optional<SharedPass> shared_pass(const Linear& l) {
   const auto* b = dynamic_cast<const BlockWeight*>(&l.weight());
-  if (!b || !kernels::qdot_supported(b->tensor().dtype) || b->decodes_repacked()) return std::nullopt;
-  return b->tensor().dtype;
+  if (!b || !kernels::qdot_supported(b->tensor().dtype)) return std::nullopt;
+  if (!b->decodes_repacked()) return SharedPass{b->tensor().dtype, false};
+  if (b->tensor().dim(0) % kernels::kX16Rows) return std::nullopt;
+  return SharedPass{b->tensor().dtype, true};
+}
+
+// One kernel pass of the Linears `members` of ls (all of pass's kind) on x.
+void run_pass(SharedPass pass, const std::vector<const Linear*>& ls, const std::vector<size_t>& members, const float* x,
+              const std::vector<float*>& ys) {
+  const int64_t cols = ls[members[0]]->in_features();
+  if (pass.repacked) {
+    std::vector<kernels::X16Part> parts;
+    for (size_t j : members)
+      parts.push_back({static_cast<const BlockWeight&>(ls[j]->weight()).repacked().data(), ys[j], ls[j]->out_features()});
+    kernels::x16_gemv_parts(pass.type, parts.data(), static_cast<int>(parts.size()), x, cols);
+  } else {
+    std::vector<kernels::QGemvPart> parts;
+    for (size_t j : members)
+      parts.push_back({static_cast<const BlockWeight&>(ls[j]->weight()).tensor().data, ys[j], ls[j]->out_features()});
+    kernels::qgemv_parts(pass.type, parts.data(), static_cast<int>(parts.size()), x, cols);
+  }
+  for (size_t j : members)
+    if (!ls[j]->bias().empty()) kernels::add_bias(ys[j], ls[j]->bias().f32(), 1, ls[j]->out_features());
 }
 }  // namespace
 
@@ -108,26 +135,23 @@ void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, 
   for (const Linear* l : ls)
     SHRINK_CHECK(l->in_features() == ls[0]->in_features(), "forward_shared_input: ", l->name(), " reads ",
                  l->in_features(), " values, ", ls[0]->name(), " ", ls[0]->in_features());
-  // One pass per ggml type among them (a Q4_K_M mix runs q/k as one and a Q6_K v alone); the rest one by one.
+  // One pass per kind (ggml type, layout) among them (a Q4_K_M mix runs q/k as one and a Q6_K v
+  // alone); the rest one by one.
   std::vector<bool> done(ls.size(), false);
   for (size_t i = 0; i < ls.size(); ++i) {
     if (done[i]) continue;
-    const std::optional<DType> t = n == 1 ? shareable_type(*ls[i]) : std::nullopt;
-    if (!t) {
+    const std::optional<SharedPass> pass = n == 1 ? shared_pass(*ls[i]) : std::nullopt;
+    if (!pass) {
       ls[i]->forward(x, ys[i], n);
       continue;
     }
-    std::vector<kernels::QGemvPart> parts;
     std::vector<size_t> members;
     for (size_t j = i; j < ls.size(); ++j)
-      if (!done[j] && shareable_type(*ls[j]) == t) {
-        parts.push_back({static_cast<const BlockWeight&>(ls[j]->weight()).tensor().data, ys[j], ls[j]->out_features()});
+      if (!done[j] && shared_pass(*ls[j]) == pass) {
         members.push_back(j);
         done[j] = true;
       }
-    kernels::qgemv_parts(*t, parts.data(), static_cast<int>(parts.size()), x, ls[i]->in_features());
-    for (size_t j : members)
-      if (!ls[j]->bias().empty()) kernels::add_bias(ys[j], ls[j]->bias().f32(), 1, ls[j]->out_features());
+    run_pass(*pass, ls, members, x, ys);
   }
 }
 

@@ -64,10 +64,10 @@ class BlockWeight : public WeightRepr {
   const Tensor& tensor() const { return w_; }
   // Whether single-token products read the repacked copy (SHRINK_REPACK=1).
   bool decodes_repacked() const { return !repacked().empty(); }
-
- private:
   // The repacked rows (whole groups of 16), or empty when not used.
   const std::vector<uint8_t>& repacked() const;
+
+ private:
 
   Tensor w_;
   mutable std::once_flag repack_once_;
@@ -104,11 +104,11 @@ class Linear {
 };
 
 // ys[i] = x * W_i^T + b_i for Linears that read the same input (q/k/v, gate/up;
-// all of one width). For one token, the block-quantized weights (ggml layout)
-// of each type run as one kernel pass over all their rows (kernels::qgemv_parts:
-// the input quantized once, one fork/join); the others, and every Linear of a
-// multi-token product, run forward() one by one. The results are the same
-// either way.
+// all of one width). For one token, the block-quantized weights of each type
+// and layout run as one kernel pass over all their rows (kernels::qgemv_parts,
+// or kernels::x16_gemv_parts for repacked copies: the input quantized once,
+// one fork/join); the others, and every Linear of a multi-token product, run
+// forward() one by one. The results are the same either way.
 void forward_shared_input(const std::vector<const Linear*>& ls, const float* x, const std::vector<float*>& ys, int64_t n);
 
 // Called with the input of every Linear the forward runs (calibration:

@@ -13,9 +13,10 @@
 // are our own; a tile holds exactly the bytes of the ggml blocks it replaces
 // (each group of rows may end in one cache line of padding: group_stride).
 //
-// Status: twice the ggml kernels' compute rate from L2, but measured slower
-// than them when streaming from DRAM, so BlockWeight only uses it with
-// SHRINK_REPACK=1 (docs/quantization.md, "The repacked 4-bit layout").
+// Status: twice the ggml kernels' compute rate from L2; since session 10 it
+// streams from DRAM about as fast as they do (decode within noise of them),
+// and the copy doubles the weights' RAM, so BlockWeight only uses it with
+// SHRINK_REPACK=1 (docs/quantization.md, "The repacked layout revisited").
 //
 // Rows go in groups of 16; a group is a run of tiles over the row's columns.
 //   Q4_0 tile (576 bytes): two 32-value blocks

@@ -90,7 +90,8 @@ struct Q4_K {
   // A tile is four steps, one per 512 bytes of codes (two sub-blocks each), so
   // that walking several groups visits each stream for 8-12 lines at a time
   // instead of 36: measured, 36-line bursts from 8 streams read DRAM ~20%
-  // slower than short ones (the hardware prefetcher falls behind).
+  // slower than short ones (presumably the hardware prefetcher falling behind;
+  // docs/quantization.md, "The repacked layout revisited").
   static constexpr int kSteps = 4;
   struct State { __m512i isum; };
   SHRINK_AVX512_INLINE static void begin(State& st) { st.isum = _mm512_setzero_si512(); }

@@ -49,9 +49,9 @@ class DenseWeight : public WeightRepr {
 // mmap'd file). With SHRINK_REPACK=1, on CPUs with AVX-512 VNNI, a Q4_0 or
 // Q4_K weight also keeps a copy of its rows repacked in 16-row tiles
 // (kernels/repack_x16.h), made at its first single-token product, which decode
-// then reads: twice the compute rate from cache, but measured slower than the
-// ggml layout when streaming from DRAM, and the weight's size in RAM once
-// more, so it is off by default (docs/quantization.md, "repacked layout").
+// then reads: twice the compute rate from cache, decode within noise of the
+// ggml layout, and the weight's size in RAM once more, so it is off by
+// default (docs/quantization.md, "The repacked layout revisited").
 class BlockWeight : public WeightRepr {
  public:
   explicit BlockWeight(Tensor w);

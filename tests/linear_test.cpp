@@ -1,7 +1,8 @@
 // Tests of model/linear.h's forward_shared_input: one kernel pass over several
 // block-quantized Linears reading one input gives what Linear::forward gives
-// each of them, biases included; in a mix, each ggml type shares one pass and
-// the rest (dense weights, several tokens) run one forward each.
+// each of them, biases included; in a mix, each ggml type (and layout: the
+// SHRINK_REPACK copies) shares one pass and the rest (dense weights, several
+// tokens) run one forward each.
 #include <gtest/gtest.h>
 
 #include <cstdint>

@@ -408,19 +408,12 @@ namespace {
 // slab crossing a part boundary runs as one piece per part. x is quantized once.
 void parts_threads(DType t, const QGemvPart* parts, int n_parts, const float* x, int64_t cols, int threads) {
   static const RowsFn fn = rows_fn();
-  int64_t rows = 0;
-  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
-  if (rows <= 0) return;
   std::vector<uint8_t>& act = act_buffer(qdot_act_bytes(t, cols));
   quantize_act(t, x, act.data(), cols);
   const int64_t row_bytes = dtype_bytes(t, cols);
   const uint8_t* a = act.data();
-  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
-      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
-      if (e > b) fn(t, static_cast<const char*>(parts[i].W) + b * row_bytes, a, parts[i].y + b, e - b, cols);
-    }
+  for_part_slabs(parts, n_parts, threads, [&](const QGemvPart& part, int64_t b, int64_t e) {
+    fn(t, static_cast<const char*>(part.W) + b * row_bytes, a, part.y + b, e - b, cols);
   });
 }
 }  // namespace

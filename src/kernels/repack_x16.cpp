@@ -3,7 +3,6 @@
 // Layouts: repack_x16.h.
 #include "kernels/repack_x16.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -114,21 +113,14 @@ const std::vector<ActQ8_K>& prepare_q8_k(const float* x, int64_t cols, bool refe
 }
 
 // Runs kernel(P of the piece, act, y of the piece, groups, tiles, stride)
-// over the parts' rows laid end to end, split in slabs of whole groups over
-// `threads` threads; a slab crossing a part boundary runs as one piece per part.
+// over the parts' rows in slabs of whole groups (for_part_slabs).
+static_assert(kRowAlign % kX16Rows == 0, "row slabs must hold whole groups of 16 rows");
 template <typename Act, typename Kernel>
 void run_slabs(DType t, const X16Part* parts, int n_parts, const Act* act, int64_t cols, int threads, Kernel kernel) {
   const int64_t tiles = tiles_per_row(t, cols), stride = group_stride(t, cols);
-  int64_t rows = 0;
-  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
-  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
-    int64_t base = 0;
-    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
-      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
-      if (e > b)
-        kernel(static_cast<const uint8_t*>(parts[i].P) + b / kX16Rows * stride, act, parts[i].y + b, (e - b) / kX16Rows,
-               tiles, stride);
-    }
+  for_part_slabs(parts, n_parts, threads, [&](const X16Part& part, int64_t b, int64_t e) {
+    kernel(static_cast<const uint8_t*>(part.P) + b / kX16Rows * stride, act, part.y + b, (e - b) / kX16Rows, tiles,
+           stride);
   });
 }
 

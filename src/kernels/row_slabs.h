@@ -47,6 +47,25 @@ void for_row_slabs(int64_t rows, int threads, F&& fn) {
   }
 }
 
+// for_row_slabs over several matrices' rows laid end to end (decode's q/k/v
+// sharing one fork/join): fn(part, b, e) for rows [b, e) of each part a slab
+// covers, so a slab crossing a part boundary runs as one piece per part.
+// Part has a `rows` member; part boundaries at multiples of kRowAlign keep
+// every piece aligned.
+template <typename Part, typename F>
+void for_part_slabs(const Part* parts, int n_parts, int threads, F&& fn) {
+  int64_t rows = 0;
+  for (int i = 0; i < n_parts; ++i) rows += parts[i].rows;
+  if (rows <= 0) return;
+  for_row_slabs(rows, threads, [&](int64_t r0, int64_t r1) {
+    int64_t base = 0;
+    for (int i = 0; i < n_parts && base < r1; base += parts[i++].rows) {
+      const int64_t b = std::max(r0, base) - base, e = std::min(r1, base + parts[i].rows) - base;
+      if (e > b) fn(parts[i], b, e);
+    }
+  });
+}
+
 // y[n x rows] (leading dimension rows) = x[n x cols] * W^T for a W that is
 // not f32 in memory: each thread takes its slab of rows and, panel by panel
 // (~1 MiB of f32), has widen(r0, nr, buf) write rows [r0, r0 + nr) of W as

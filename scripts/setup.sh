@@ -2,8 +2,10 @@
 # Installs shrink's build dependencies from Debian 12 packages (idempotent).
 # Run as root (or with sudo available). Prints what it installs.
 set -euo pipefail
+# ocl-icd-opencl-dev: Debian's oneDNN CMake config looks for OpenCL, which libdnnl-dev only
+# recommends, and --no-install-recommends leaves it out (a bare machine's cmake then fails).
 PKGS=(build-essential cmake pkg-config
-      libdnnl-dev libeigen3-dev nlohmann-json3-dev libcli11-dev
+      libdnnl-dev ocl-icd-opencl-dev libeigen3-dev nlohmann-json3-dev libcli11-dev
       libsentencepiece-dev libyaml-cpp-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -42,7 +42,7 @@ struct Format {
 const Format kFormats[] = {{"f32", 0, 0, false, false, DType::F32},    {"q4_0", 0, 0, false, false, DType::Q4_0},
                            {"int4g128", 4, 128, true, false},           {"int4g32", 4, 32, true, false},
                            {"int4g128sym", 4, 128, false, false},       {"int8ch", 8, 0, true, false},
-                           {"int3g64 (scalar)", 3, 64, true, false},    {"nf4g64", 4, 64, false, true},
+                           {"int3g64", 3, 64, true, false},    {"nf4g64", 4, 64, false, true},
                            {"int2g64", 2, 64, true, false},
                            {"int4g128 exact", 4, 128, true, false, DType::F32, true}};
 

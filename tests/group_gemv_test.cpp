@@ -111,7 +111,7 @@ TEST(GroupGemv, EveryPathMatchesTheReferenceOnAwkwardShapes) {
   uint32_t seed = 1;
   for (int bits : {2, 3, 4, 5, 8})
     for (int64_t cols : {96, 160, 100})
-      for (int64_t group : {0, -1, 32, 64, 128})
+      for (int64_t group : {0, -1, 20, 32, 64, 128})  // 20: words straddle groups at every width but 8 bits
         for (bool asym : {false, true})
           for (int64_t rows : {1, 7, 33}) {
             const Matrix m = random_matrix(bits, rows, cols, group, asym, false, seed++);
@@ -196,15 +196,42 @@ TEST(GroupGemv, RoundActIsTheQ8KernelsRounding) {
   EXPECT_EQ(xr, x);
 }
 
-TEST(GroupGemv, EightBitCodebooksAndStraddlingGroupsTakeTheScalarPath) {
-  const Matrix fp8 = random_matrix(8, 3, 64, 0, false, true, 5);
-  EXPECT_STREQ(kernels::group_gemv_path(fp8.v), "scalar");
-  const Matrix int3 = random_matrix(3, 3, 128, 64, true, false, 6);  // 10 codes per word, groups of 64
-  EXPECT_STREQ(kernels::group_gemv_path(int3.v), "scalar");
-  const Matrix int3ch = random_matrix(3, 3, 128, 0, true, false, 7);  // one group per row: SIMD is fine
+// Words straddling two groups (int3: 10 codes per word) take the SIMD f32 kernels when a group holds
+// at least two words; a word across three groups, and 8-bit codebooks, take the scalar path.
+TEST(GroupGemv, WhichShapesTakeTheScalarPath) {
   Matrix int4 = random_matrix(4, 3, 128, 32, true, false, 8);
   int4.v.exact = true;  // the f32 kernels
-  EXPECT_STREQ(kernels::group_gemv_path(int3ch.v), kernels::group_gemv_path(int4.v));  // scalar only without SIMD
+  const char* simd = kernels::group_gemv_path(int4.v);
+  const Matrix fp8 = random_matrix(8, 3, 64, 0, false, true, 5);
+  EXPECT_STREQ(kernels::group_gemv_path(fp8.v), "scalar");
+  const Matrix int3 = random_matrix(3, 3, 128, 64, true, false, 6);  // groups of 64: words 6 and 12 straddle
+  EXPECT_STREQ(kernels::group_gemv_path(int3.v), simd);                // scalar only without SIMD
+  const Matrix int3ch = random_matrix(3, 3, 128, 0, true, false, 7);
+  EXPECT_STREQ(kernels::group_gemv_path(int3ch.v), simd);
+  const Matrix int2g12 = random_matrix(2, 3, 128, 12, true, false, 9);  // 16 codes per word over 2-3 groups of 12
+  EXPECT_STREQ(kernels::group_gemv_path(int2g12.v), "scalar");
+  const std::vector<float> x = random_x(2 * 128, 10);
+  std::vector<float> ref(6), y(6);
+  kernels::group_matmul_ref(int2g12.v, x.data(), ref.data(), 2);
+  kernels::group_matmul(int2g12.v, x.data(), y.data(), 2);
+  expect_close(int2g12.v, x, y, ref, 2, "int2 g12");
+}
+
+// int3 g128 at decode's shape: every SIMD path against the reference, with zero points, across threads.
+TEST(GroupGemv, StraddlingWordsAtDecodeShape) {
+  const int64_t rows = 96, cols = 1536;
+  const Matrix m = random_matrix(3, rows, cols, 128, true, false, 41);
+  const std::vector<float> x = random_x(cols, 42);
+  std::vector<float> ref(rows), y(rows), y2(rows);
+  kernels::group_matmul_ref(m.v, x.data(), ref.data(), 1);
+  for (const char* isa : {"avx2", "avx512"})
+    for (auto k : {kernels::GroupKernel::F32, kernels::GroupKernel::Dequant})
+      if (kernels::group_matmul_with(isa, k, m.v, x.data(), y.data(), 1))
+        expect_close(m.v, x, y, ref, 1, std::string("int3g128 ") + isa);
+  kernels::group_gemv_threads(m.v, x.data(), y.data(), 1);
+  kernels::group_gemv_threads(m.v, x.data(), y2.data(), 2);
+  expect_close(m.v, x, y, ref, 1, "int3g128 dispatched");
+  EXPECT_EQ(y, y2);
 }
 
 // The same bits whatever the thread count and whether rows come one input at a time or batched.

@@ -28,10 +28,12 @@ inline uint32_t code_at(const uint32_t* row, int64_t c, int bits, int64_t per_wo
 
 inline float level(const GroupQuantView& w, uint32_t q) { return w.levels ? w.levels[q] : float(q); }
 
-// A SIMD lane sums all codes of one word before scaling, so each word must
-// lie in one group; a codebook is a register lookup only for 16 levels.
+// A SIMD lane sums one word's codes before scaling: apart for the two groups
+// a straddling word touches (Plan::split), which needs groups of at least two
+// words so a word touches at most two groups and a lane block's groups fit
+// its lanes. A codebook is a register lookup only for 16 levels.
 bool f32_simd_shape(const GroupQuantView& w) {
-  if (w.n_groups() > 1 && w.group_len % w.per_word() != 0) return false;
+  if (w.n_groups() > 1 && w.group_len % w.per_word() != 0 && w.group_len < 2 * w.per_word()) return false;
   return !w.levels || w.bits == 4;
 }
 
@@ -152,32 +154,48 @@ struct PlanBuffers {
   std::vector<float> xa, xsum, dx;
   std::vector<double> gsum;
   std::vector<int8_t> xq;
-  std::vector<int32_t> g0, ng, lane_group;
+  std::vector<int32_t> g0, ng, lane_group, lane_group2, lane_split;
 };
 
-// Per lane block of `lanes` words: the groups its words touch (f32 and q8 kernels scale per lane).
+// Per lane block of `lanes` words: the groups its words touch (f32 and q8
+// kernels scale per lane), and where words straddle two groups, the second
+// group and the first code in it (Plan::split).
 void make_tables(Plan& p, PlanBuffers& b) {
   const GroupQuantView& w = *p.w;
-  const int64_t pw = w.per_word(), wpr = w.words_per_row(), lanes = p.lanes;
+  const int64_t pw = w.per_word(), wpr = w.words_per_row(), lanes = p.lanes, gl = w.group_len;
   p.blocks = (wpr + lanes - 1) / lanes;
+  const size_t cells = static_cast<size_t>(p.blocks * lanes);
   b.g0.assign(static_cast<size_t>(p.blocks), 0);
   b.ng.assign(static_cast<size_t>(p.blocks), 1);
-  b.lane_group.assign(static_cast<size_t>(p.blocks * lanes), 0);
+  b.lane_group.assign(cells, 0);
+  b.lane_group2.assign(cells, 0);
+  b.lane_split.assign(cells, static_cast<int32_t>(pw));
+  p.split = false;
   if (lanes > 1 && w.n_groups() > 1)
     for (int64_t blk = 0; blk < p.blocks; ++blk) {
-      const int64_t first = blk * lanes * pw / w.group_len;
+      const int64_t first = blk * lanes * pw / gl;
       int64_t last = first;
       for (int64_t i = 0; i < lanes && blk * lanes + i < wpr; ++i) {
-        const int64_t g = (blk * lanes + i) * pw / w.group_len;
-        b.lane_group[blk * lanes + i] = static_cast<int32_t>(g - first);
-        last = g;
+        const int64_t c0 = (blk * lanes + i) * pw, c1 = std::min(c0 + pw, w.cols) - 1;  // the word's first and last code
+        const int64_t g1 = c0 / gl, g2 = c1 / gl;
+        const size_t cell = static_cast<size_t>(blk * lanes + i);
+        b.lane_group[cell] = static_cast<int32_t>(g1 - first);
+        b.lane_group2[cell] = static_cast<int32_t>(g2 - first);
+        if (g2 != g1) {
+          b.lane_split[cell] = static_cast<int32_t>((g1 + 1) * gl - c0);
+          p.split = true;
+        }
+        last = g2;
       }
       b.g0[blk] = static_cast<int32_t>(first);
       b.ng[blk] = static_cast<int32_t>(last - first + 1);
+      SHRINK_CHECK(last - first < lanes, "group kernel: a lane block touches more groups than it has lanes");
     }
   p.g0 = b.g0.data();
   p.ng = b.ng.data();
   p.lane_group = b.lane_group.data();
+  p.lane_group2 = b.lane_group2.data();
+  p.lane_split = b.lane_split.data();
 }
 
 // x in lane order and its group sums (f32 kernels and the dequantization path).

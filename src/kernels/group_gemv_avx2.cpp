@@ -49,17 +49,28 @@ SHRINK_AVX2_INLINE __m256 decode(__m256i q, __m256i mask, const Lut& lut) {
   return _mm256_cvtepi32_ps(c);
 }
 
-template <int B, bool LUT, int R, int NX, int K>
+// As block_steps in group_gemv_avx512.cpp, the split by lane done with masks of all-ones lanes.
+template <int B, bool LUT, bool S, int R, int NX, int K>
 SHRINK_AVX2_INLINE void block_steps(const __m256i* q, const float* xb, int64_t xstride, __m256 (&bacc)[R][NX],
-                                    __m256i mask, const Lut& lut) {
+                                    __m256 (&bacc2)[R][NX], __m256i split, __m256i mask, const Lut& lut) {
   if constexpr (K < 32 / B) {
-    __m256 xk[NX];
-    for (int t = 0; t < NX; ++t) xk[t] = _mm256_loadu_ps(xb + t * xstride + K * L);
+    __m256 xk[NX], xk2[NX];
+    const __m256 second = S ? _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(K + 1), split)) : _mm256_setzero_ps();
+    for (int t = 0; t < NX; ++t) {
+      xk[t] = _mm256_loadu_ps(xb + t * xstride + K * L);
+      if constexpr (S) {
+        xk2[t] = _mm256_and_ps(second, xk[t]);
+        xk[t] = _mm256_andnot_ps(second, xk[t]);
+      }
+    }
     for (int i = 0; i < R; ++i) {
       const __m256 v = decode<B, LUT, K>(q[i], mask, lut);
-      for (int t = 0; t < NX; ++t) bacc[i][t] = _mm256_fmadd_ps(v, xk[t], bacc[i][t]);
+      for (int t = 0; t < NX; ++t) {
+        bacc[i][t] = _mm256_fmadd_ps(v, xk[t], bacc[i][t]);
+        if constexpr (S) bacc2[i][t] = _mm256_fmadd_ps(v, xk2[t], bacc2[i][t]);
+      }
     }
-    block_steps<B, LUT, R, NX, K + 1>(q, xb, xstride, bacc, mask, lut);
+    block_steps<B, LUT, S, R, NX, K + 1>(q, xb, xstride, bacc, bacc2, split, mask, lut);
   }
 }
 
@@ -74,9 +85,12 @@ SHRINK_AVX2_INLINE float zero_corr(const float* s, const float* z, const float* 
   return hsum(acc);
 }
 
-SHRINK_AVX2_INLINE __m256 lane_params(const Plan& p, int64_t b, const float* row) {
-  const __m256i lg = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.lane_group + b * L));
+SHRINK_AVX2_INLINE __m256 lane_params(const Plan& p, int64_t b, const float* row, const int32_t* table) {
+  const __m256i lg = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + b * L));
   return _mm256_permutevar8x32_ps(_mm256_maskload_ps(row + p.g0[b], first_n(p.ng[b])), lg);
+}
+SHRINK_AVX2_INLINE __m256 lane_params(const Plan& p, int64_t b, const float* row) {
+  return lane_params(p, b, row, p.lane_group);
 }
 
 SHRINK_AVX2_INLINE Lut load_lut(const float* levels) {
@@ -84,7 +98,7 @@ SHRINK_AVX2_INLINE Lut load_lut(const float* levels) {
   return {_mm256_loadu_ps(levels), _mm256_loadu_ps(levels + 8)};
 }
 
-template <int B, bool LUT, int R, int NX>
+template <int B, bool LUT, bool S, int R, int NX>
 SHRINK_AVX2 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_t ldy) {
   constexpr int PW = 32 / B;
   const GroupQuantView& w = *p.w;
@@ -107,13 +121,19 @@ SHRINK_AVX2 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_t 
       q[i] = _mm256_maskload_epi32(reinterpret_cast<const int*>(wr[i] + b * L), m);
       if constexpr (NX == 1) _mm_prefetch(reinterpret_cast<const char*>(wr[i] + b * L) + kPrefetchBytes, _MM_HINT_T0);
     }
-    __m256 bacc[R][NX];
+    __m256 bacc[R][NX], bacc2[R][NX];
     for (int i = 0; i < R; ++i)
-      for (int t = 0; t < NX; ++t) bacc[i][t] = _mm256_setzero_ps();
-    block_steps<B, LUT, R, NX, 0>(q, xa + b * L * PW, p.xa_cols, bacc, mask, lut);
+      for (int t = 0; t < NX; ++t) bacc[i][t] = bacc2[i][t] = _mm256_setzero_ps();
+    const __m256i split =
+        S ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.lane_split + b * L)) : _mm256_setzero_si256();
+    block_steps<B, LUT, S, R, NX, 0>(q, xa + b * L * PW, p.xa_cols, bacc, bacc2, split, mask, lut);
     for (int i = 0; i < R; ++i) {
       const __m256 s = lane_params(p, b, sr[i]);
       for (int t = 0; t < NX; ++t) racc[i][t] = _mm256_fmadd_ps(bacc[i][t], s, racc[i][t]);
+      if constexpr (S) {
+        const __m256 s2 = lane_params(p, b, sr[i], p.lane_group2);
+        for (int t = 0; t < NX; ++t) racc[i][t] = _mm256_fmadd_ps(bacc2[i][t], s2, racc[i][t]);
+      }
     }
   }
   for (int i = 0; i < R; ++i)
@@ -124,30 +144,41 @@ SHRINK_AVX2 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_t 
     }
 }
 
-template <int B, bool LUT>
+// 16 ymm registers: rows in twos, inputs in twos (a split kernel, with a third
+// set of accumulators, takes inputs one at a time).
+template <int B, bool LUT, bool S>
 SHRINK_AVX2 void rows_t(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   int64_t r = r0;
   for (; r + 2 <= r1; r += 2) {
     int64_t t = 0;
-    for (; t + 2 <= p.n; t += 2) kernel<B, LUT, 2, 2>(p, r, t, y, ldy);
-    for (; t < p.n; ++t) kernel<B, LUT, 2, 1>(p, r, t, y, ldy);
+    if constexpr (!S)
+      for (; t + 2 <= p.n; t += 2) kernel<B, LUT, S, 2, 2>(p, r, t, y, ldy);
+    for (; t < p.n; ++t) kernel<B, LUT, S, 2, 1>(p, r, t, y, ldy);
   }
   for (; r < r1; ++r) {
     int64_t t = 0;
-    for (; t + 2 <= p.n; t += 2) kernel<B, LUT, 1, 2>(p, r, t, y, ldy);
-    for (; t < p.n; ++t) kernel<B, LUT, 1, 1>(p, r, t, y, ldy);
+    if constexpr (!S)
+      for (; t + 2 <= p.n; t += 2) kernel<B, LUT, S, 1, 2>(p, r, t, y, ldy);
+    for (; t < p.n; ++t) kernel<B, LUT, S, 1, 1>(p, r, t, y, ldy);
   }
 }
 
-template <int B, bool LUT, int K>
-SHRINK_AVX2_INLINE void dequant_steps(__m256i q, __m256 s, __m256 z, float* o, __m256i mask, const Lut& lut) {
+template <int B, bool LUT, bool S, int K>
+SHRINK_AVX2_INLINE void dequant_steps(__m256i q, __m256 s, __m256 z, __m256 s2, __m256 z2, __m256i split, float* o,
+                                      __m256i mask, const Lut& lut) {
   if constexpr (K < 32 / B) {
-    _mm256_storeu_ps(o + K * L, _mm256_mul_ps(s, _mm256_sub_ps(decode<B, LUT, K>(q, mask, lut), z)));
-    dequant_steps<B, LUT, K + 1>(q, s, z, o, mask, lut);
+    __m256 sk = s, zk = z;
+    if constexpr (S) {
+      const __m256 second = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(K + 1), split));
+      sk = _mm256_blendv_ps(s, s2, second);
+      zk = _mm256_blendv_ps(z, z2, second);
+    }
+    _mm256_storeu_ps(o + K * L, _mm256_mul_ps(sk, _mm256_sub_ps(decode<B, LUT, K>(q, mask, lut), zk)));
+    dequant_steps<B, LUT, S, K + 1>(q, s, z, s2, z2, split, o, mask, lut);
   }
 }
 
-template <int B, bool LUT>
+template <int B, bool LUT, bool S>
 SHRINK_AVX2 void dequant_t(const Plan& p, int64_t r0, int64_t r1, float* out) {
   constexpr int PW = 32 / B;
   const GroupQuantView& w = *p.w;
@@ -156,12 +187,21 @@ SHRINK_AVX2 void dequant_t(const Plan& p, int64_t r0, int64_t r1, float* out) {
   const Lut lut = load_lut(LUT ? w.levels : nullptr);
   for (int64_t r = r0; r < r1; ++r) {
     const uint32_t* wr = w.packed + r * wpr;
+    const float* sr = w.scale + r * stride;
+    const float* zr = w.zero ? w.zero + r * stride : nullptr;
     float* o = out + (r - r0) * p.xa_cols;
     for (int64_t b = 0; b < p.blocks; ++b) {
       const __m256i q = _mm256_maskload_epi32(reinterpret_cast<const int*>(wr + b * L), first_n(wpr - b * L));
-      const __m256 s = lane_params(p, b, w.scale + r * stride);
-      const __m256 z = w.zero ? lane_params(p, b, w.zero + r * stride) : _mm256_setzero_ps();
-      dequant_steps<B, LUT, 0>(q, s, z, o + b * L * PW, mask, lut);
+      const __m256 s = lane_params(p, b, sr);
+      const __m256 z = zr ? lane_params(p, b, zr) : _mm256_setzero_ps();
+      __m256 s2 = s, z2 = z;
+      __m256i split = _mm256_setzero_si256();
+      if constexpr (S) {
+        s2 = lane_params(p, b, sr, p.lane_group2);
+        z2 = zr ? lane_params(p, b, zr, p.lane_group2) : _mm256_setzero_ps();
+        split = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.lane_split + b * L));
+      }
+      dequant_steps<B, LUT, S, 0>(q, s, z, s2, z2, split, o + b * L * PW, mask, lut);
     }
   }
 }
@@ -267,32 +307,19 @@ void rows_q8_avx2(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) 
   }
 }
 
-void rows_avx2(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  const bool lut = p.w->levels != nullptr;
-  switch (p.w->bits) {
-    case 2: return rows_t<2, false>(p, r0, r1, y, ldy);
-    case 3: return rows_t<3, false>(p, r0, r1, y, ldy);
-    case 4: return lut ? rows_t<4, true>(p, r0, r1, y, ldy) : rows_t<4, false>(p, r0, r1, y, ldy);
-    case 5: return rows_t<5, false>(p, r0, r1, y, ldy);
-    case 6: return rows_t<6, false>(p, r0, r1, y, ldy);
-    case 7: return rows_t<7, false>(p, r0, r1, y, ldy);
-    case 8: return rows_t<8, false>(p, r0, r1, y, ldy);
-    default: fail("group kernel: unsupported bits ", p.w->bits);
-  }
-}
+namespace {
+template <int B, bool LUT, bool S>
+struct RowsAvx2 {
+  static void run(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { rows_t<B, LUT, S>(p, r0, r1, y, ldy); }
+};
+template <int B, bool LUT, bool S>
+struct DequantAvx2 {
+  static void run(const Plan& p, int64_t r0, int64_t r1, float* out) { dequant_t<B, LUT, S>(p, r0, r1, out); }
+};
+}  // namespace
 
-void dequant_avx2(const Plan& p, int64_t r0, int64_t r1, float* out) {
-  const bool lut = p.w->levels != nullptr;
-  switch (p.w->bits) {
-    case 2: return dequant_t<2, false>(p, r0, r1, out);
-    case 3: return dequant_t<3, false>(p, r0, r1, out);
-    case 4: return lut ? dequant_t<4, true>(p, r0, r1, out) : dequant_t<4, false>(p, r0, r1, out);
-    case 5: return dequant_t<5, false>(p, r0, r1, out);
-    case 6: return dequant_t<6, false>(p, r0, r1, out);
-    case 7: return dequant_t<7, false>(p, r0, r1, out);
-    case 8: return dequant_t<8, false>(p, r0, r1, out);
-    default: fail("group kernel: unsupported bits ", p.w->bits);
-  }
-}
+void rows_avx2(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { by_bits<RowsAvx2>(p, r0, r1, y, ldy); }
+
+void dequant_avx2(const Plan& p, int64_t r0, int64_t r1, float* out) { by_bits<DequantAvx2>(p, r0, r1, out); }
 
 }  // namespace shrink::kernels::group_impl

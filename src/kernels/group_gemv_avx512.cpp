@@ -57,18 +57,31 @@ SHRINK_AVX512_INLINE __m512 load_lut(const float* levels) {
   return _mm512_setzero_ps();
 }
 
-// bacc[i][t] += level(code K of rows' words) * x_t for codes K .. PW-1.
-template <int B, bool LUT, int R, int NX, int K>
+// bacc[i][t] += level(code K of rows' words) * x_t for codes K .. PW-1. With
+// S (Plan::split), codes in their word's second group go to bacc2 instead:
+// x is split by lane on code K >= the lane's split point, so each sum keeps
+// the order it has without the split.
+template <int B, bool LUT, bool S, int R, int NX, int K>
 SHRINK_AVX512_INLINE void block_steps(const __m512i* q, const float* xb, int64_t xstride, __m512 (&bacc)[R][NX],
-                                      __m512i mask, __m512 lut) {
+                                      __m512 (&bacc2)[R][NX], __m512i split, __m512i mask, __m512 lut) {
   if constexpr (K < 32 / B) {
-    __m512 xk[NX];
-    for (int t = 0; t < NX; ++t) xk[t] = _mm512_loadu_ps(xb + t * xstride + K * L);
+    __m512 xk[NX], xk2[NX];
+    const __mmask16 second = S ? _mm512_cmple_epi32_mask(split, _mm512_set1_epi32(K)) : 0;
+    for (int t = 0; t < NX; ++t) {
+      xk[t] = _mm512_loadu_ps(xb + t * xstride + K * L);
+      if constexpr (S) {
+        xk2[t] = _mm512_maskz_mov_ps(second, xk[t]);
+        xk[t] = _mm512_maskz_mov_ps(static_cast<__mmask16>(~second), xk[t]);
+      }
+    }
     for (int i = 0; i < R; ++i) {
       const __m512 v = decode<B, LUT, K>(q[i], mask, lut);
-      for (int t = 0; t < NX; ++t) bacc[i][t] = _mm512_fmadd_ps(v, xk[t], bacc[i][t]);
+      for (int t = 0; t < NX; ++t) {
+        bacc[i][t] = _mm512_fmadd_ps(v, xk[t], bacc[i][t]);
+        if constexpr (S) bacc2[i][t] = _mm512_fmadd_ps(v, xk2[t], bacc2[i][t]);
+      }
     }
-    block_steps<B, LUT, R, NX, K + 1>(q, xb, xstride, bacc, mask, lut);
+    block_steps<B, LUT, S, R, NX, K + 1>(q, xb, xstride, bacc, bacc2, split, mask, lut);
   }
 }
 
@@ -83,14 +96,18 @@ SHRINK_AVX512_INLINE float zero_corr(const float* s, const float* z, const float
   return _mm512_reduce_add_ps(acc);
 }
 
-// The block's per-lane scales (or zeros) of one row: p.ng[b] values from row + p.g0[b], spread to lanes.
-SHRINK_AVX512_INLINE __m512 lane_params(const Plan& p, int64_t b, const float* row) {
-  const __m512i lg = _mm512_loadu_si512(p.lane_group + b * L);
+// The block's per-lane scales (or zeros) of one row: p.ng[b] values from row + p.g0[b], spread to
+// lanes by a lane table (p.lane_group: each word's first group; p.lane_group2: its last).
+SHRINK_AVX512_INLINE __m512 lane_params(const Plan& p, int64_t b, const float* row, const int32_t* table) {
+  const __m512i lg = _mm512_loadu_si512(table + b * L);
   return _mm512_permutexvar_ps(lg, _mm512_maskz_loadu_ps(first_n(p.ng[b]), row + p.g0[b]));
+}
+SHRINK_AVX512_INLINE __m512 lane_params(const Plan& p, int64_t b, const float* row) {
+  return lane_params(p, b, row, p.lane_group);
 }
 
 // Rows r .. r+R-1 against inputs t0 .. t0+NX-1.
-template <int B, bool LUT, int R, int NX>
+template <int B, bool LUT, bool S, int R, int NX>
 SHRINK_AVX512 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_t ldy) {
   constexpr int PW = 32 / B;
   const GroupQuantView& w = *p.w;
@@ -113,13 +130,18 @@ SHRINK_AVX512 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_
       q[i] = _mm512_maskz_loadu_epi32(m, wr[i] + b * L);
       if constexpr (NX == 1) _mm_prefetch(reinterpret_cast<const char*>(wr[i] + b * L) + kPrefetchBytes, _MM_HINT_T0);
     }
-    __m512 bacc[R][NX];
+    __m512 bacc[R][NX], bacc2[R][NX];
     for (int i = 0; i < R; ++i)
-      for (int t = 0; t < NX; ++t) bacc[i][t] = _mm512_setzero_ps();
-    block_steps<B, LUT, R, NX, 0>(q, xa + b * L * PW, p.xa_cols, bacc, mask, lut);
+      for (int t = 0; t < NX; ++t) bacc[i][t] = bacc2[i][t] = _mm512_setzero_ps();
+    const __m512i split = S ? _mm512_loadu_si512(p.lane_split + b * L) : _mm512_setzero_si512();
+    block_steps<B, LUT, S, R, NX, 0>(q, xa + b * L * PW, p.xa_cols, bacc, bacc2, split, mask, lut);
     for (int i = 0; i < R; ++i) {
       const __m512 s = lane_params(p, b, sr[i]);
       for (int t = 0; t < NX; ++t) racc[i][t] = _mm512_fmadd_ps(bacc[i][t], s, racc[i][t]);
+      if constexpr (S) {
+        const __m512 s2 = lane_params(p, b, sr[i], p.lane_group2);
+        for (int t = 0; t < NX; ++t) racc[i][t] = _mm512_fmadd_ps(bacc2[i][t], s2, racc[i][t]);
+      }
     }
   }
   for (int i = 0; i < R; ++i)
@@ -131,37 +153,55 @@ SHRINK_AVX512 void kernel(const Plan& p, int64_t r, int64_t t0, float* y, int64_
 }
 
 // 4 rows at a time (4 DRAM streams per thread), then single rows; inputs in
-// fours, twos and ones (32 zmm registers hold R * NX * 2 accumulators + codes).
-template <int B, bool LUT>
+// fours, twos and ones (32 zmm registers hold R * NX * 2 accumulators + codes;
+// a split kernel has a third set, so takes at most 2 x 2 or 4 x 1).
+template <int B, bool LUT, bool S>
 SHRINK_AVX512 void rows_t(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     int64_t t = 0;
-    for (; t + 4 <= p.n; t += 4) {
-      kernel<B, LUT, 2, 4>(p, r, t, y, ldy);
-      kernel<B, LUT, 2, 4>(p, r + 2, t, y, ldy);
+    if constexpr (!S)
+      for (; t + 4 <= p.n; t += 4) {
+        kernel<B, LUT, S, 2, 4>(p, r, t, y, ldy);
+        kernel<B, LUT, S, 2, 4>(p, r + 2, t, y, ldy);
+      }
+    for (; t + 2 <= p.n; t += 2) {
+      if constexpr (S) {
+        kernel<B, LUT, S, 2, 2>(p, r, t, y, ldy);
+        kernel<B, LUT, S, 2, 2>(p, r + 2, t, y, ldy);
+      } else {
+        kernel<B, LUT, S, 4, 2>(p, r, t, y, ldy);
+      }
     }
-    for (; t + 2 <= p.n; t += 2) kernel<B, LUT, 4, 2>(p, r, t, y, ldy);
-    for (; t < p.n; ++t) kernel<B, LUT, 4, 1>(p, r, t, y, ldy);
+    for (; t < p.n; ++t) kernel<B, LUT, S, 4, 1>(p, r, t, y, ldy);
   }
   for (; r < r1; ++r) {
     int64_t t = 0;
-    for (; t + 4 <= p.n; t += 4) kernel<B, LUT, 1, 4>(p, r, t, y, ldy);
-    for (; t + 2 <= p.n; t += 2) kernel<B, LUT, 1, 2>(p, r, t, y, ldy);
-    for (; t < p.n; ++t) kernel<B, LUT, 1, 1>(p, r, t, y, ldy);
+    if constexpr (!S)
+      for (; t + 4 <= p.n; t += 4) kernel<B, LUT, S, 1, 4>(p, r, t, y, ldy);
+    for (; t + 2 <= p.n; t += 2) kernel<B, LUT, S, 1, 2>(p, r, t, y, ldy);
+    for (; t < p.n; ++t) kernel<B, LUT, S, 1, 1>(p, r, t, y, ldy);
   }
 }
 
-template <int B, bool LUT, int K>
-SHRINK_AVX512_INLINE void dequant_steps(__m512i q, __m512 s, __m512 z, float* o, __m512i mask, __m512 lut) {
+// scale * (level - zero) of every code, in the order of group_dequantize_row;
+// with S, codes K >= the lane's split point take its second group's s2, z2.
+template <int B, bool LUT, bool S, int K>
+SHRINK_AVX512_INLINE void dequant_steps(__m512i q, __m512 s, __m512 z, __m512 s2, __m512 z2, __m512i split, float* o,
+                                        __m512i mask, __m512 lut) {
   if constexpr (K < 32 / B) {
-    // scale * (level - zero), in the order of group_dequantize_row.
-    _mm512_storeu_ps(o + K * L, _mm512_mul_ps(s, _mm512_sub_ps(decode<B, LUT, K>(q, mask, lut), z)));
-    dequant_steps<B, LUT, K + 1>(q, s, z, o, mask, lut);
+    __m512 sk = s, zk = z;
+    if constexpr (S) {
+      const __mmask16 second = _mm512_cmple_epi32_mask(split, _mm512_set1_epi32(K));
+      sk = _mm512_mask_blend_ps(second, s, s2);
+      zk = _mm512_mask_blend_ps(second, z, z2);
+    }
+    _mm512_storeu_ps(o + K * L, _mm512_mul_ps(sk, _mm512_sub_ps(decode<B, LUT, K>(q, mask, lut), zk)));
+    dequant_steps<B, LUT, S, K + 1>(q, s, z, s2, z2, split, o, mask, lut);
   }
 }
 
-template <int B, bool LUT>
+template <int B, bool LUT, bool S>
 SHRINK_AVX512 void dequant_t(const Plan& p, int64_t r0, int64_t r1, float* out) {
   constexpr int PW = 32 / B;
   const GroupQuantView& w = *p.w;
@@ -170,12 +210,21 @@ SHRINK_AVX512 void dequant_t(const Plan& p, int64_t r0, int64_t r1, float* out) 
   const __m512 lut = load_lut<B, LUT>(w.levels);
   for (int64_t r = r0; r < r1; ++r) {
     const uint32_t* wr = w.packed + r * wpr;
+    const float* sr = w.scale + r * stride;
+    const float* zr = w.zero ? w.zero + r * stride : nullptr;
     float* o = out + (r - r0) * p.xa_cols;
     for (int64_t b = 0; b < p.blocks; ++b) {
       const __m512i q = _mm512_maskz_loadu_epi32(first_n(wpr - b * L), wr + b * L);
-      const __m512 s = lane_params(p, b, w.scale + r * stride);
-      const __m512 z = w.zero ? lane_params(p, b, w.zero + r * stride) : _mm512_setzero_ps();
-      dequant_steps<B, LUT, 0>(q, s, z, o + b * L * PW, mask, lut);
+      const __m512 s = lane_params(p, b, sr);
+      const __m512 z = zr ? lane_params(p, b, zr) : _mm512_setzero_ps();
+      __m512 s2 = s, z2 = z;
+      __m512i split = _mm512_setzero_si512();
+      if constexpr (S) {
+        s2 = lane_params(p, b, sr, p.lane_group2);
+        z2 = zr ? lane_params(p, b, zr, p.lane_group2) : _mm512_setzero_ps();
+        split = _mm512_loadu_si512(p.lane_split + b * L);
+      }
+      dequant_steps<B, LUT, S, 0>(q, s, z, s2, z2, split, o + b * L * PW, mask, lut);
     }
   }
 }
@@ -302,32 +351,21 @@ void rows_q8_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy
   }
 }
 
-void rows_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  const bool lut = p.w->levels != nullptr;
-  switch (p.w->bits) {
-    case 2: return rows_t<2, false>(p, r0, r1, y, ldy);
-    case 3: return rows_t<3, false>(p, r0, r1, y, ldy);
-    case 4: return lut ? rows_t<4, true>(p, r0, r1, y, ldy) : rows_t<4, false>(p, r0, r1, y, ldy);
-    case 5: return rows_t<5, false>(p, r0, r1, y, ldy);
-    case 6: return rows_t<6, false>(p, r0, r1, y, ldy);
-    case 7: return rows_t<7, false>(p, r0, r1, y, ldy);
-    case 8: return rows_t<8, false>(p, r0, r1, y, ldy);
-    default: fail("group kernel: unsupported bits ", p.w->bits);
-  }
-}
+namespace {
 
-void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out) {
-  const bool lut = p.w->levels != nullptr;
-  switch (p.w->bits) {
-    case 2: return dequant_t<2, false>(p, r0, r1, out);
-    case 3: return dequant_t<3, false>(p, r0, r1, out);
-    case 4: return lut ? dequant_t<4, true>(p, r0, r1, out) : dequant_t<4, false>(p, r0, r1, out);
-    case 5: return dequant_t<5, false>(p, r0, r1, out);
-    case 6: return dequant_t<6, false>(p, r0, r1, out);
-    case 7: return dequant_t<7, false>(p, r0, r1, out);
-    case 8: return dequant_t<8, false>(p, r0, r1, out);
-    default: fail("group kernel: unsupported bits ", p.w->bits);
-  }
-}
+template <int B, bool LUT, bool S>
+struct RowsAvx512 {
+  static void run(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { rows_t<B, LUT, S>(p, r0, r1, y, ldy); }
+};
+template <int B, bool LUT, bool S>
+struct DequantAvx512 {
+  static void run(const Plan& p, int64_t r0, int64_t r1, float* out) { dequant_t<B, LUT, S>(p, r0, r1, out); }
+};
+
+}  // namespace
+
+void rows_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { by_bits<RowsAvx512>(p, r0, r1, y, ldy); }
+
+void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out) { by_bits<DequantAvx512>(p, r0, r1, out); }
 
 }  // namespace shrink::kernels::group_impl

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/error.h"
 #include "kernels/group_gemv.h"
 
 namespace shrink::kernels::group_impl {
@@ -31,7 +32,15 @@ struct Plan {
   // Per lane block: the first group its words touch, how many, and each lane's group minus the first.
   const int32_t* g0 = nullptr;
   const int32_t* ng = nullptr;
-  const int32_t* lane_group = nullptr;  // blocks x lanes
+  const int32_t* lane_group = nullptr;  // blocks x lanes: the group of the word's first code
+  // Words that straddle two groups (int3/int5/int6 codes, 10/6/5 per word, in groups of 32/64/128):
+  // `split` is set when some word does. Then per lane, the group of the word's last code (minus
+  // the first) and the index of its first code in that group (per_word where the word lies in one
+  // group); the f32 kernels sum codes k < lane_split and k >= lane_split apart and scale each sum
+  // by its own group's scale.
+  bool split = false;
+  const int32_t* lane_group2 = nullptr;  // blocks x lanes
+  const int32_t* lane_split = nullptr;   // blocks x lanes
   // q8
   int64_t q8_blocks = 0;         // ceil(words_per_row / kQ8Words)
   int64_t xq_stride = 0;         // bytes per input: q8_blocks * cpb * 64
@@ -51,6 +60,26 @@ void rows_q8_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy
 void rows_q8_avx2(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy);
 void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out);
 void dequant_avx2(const Plan& p, int64_t r0, int64_t r1, float* out);
+
+// F<bits, codebook, split>::run(p, a...): the one switch from a view to the
+// template instance of an ISA's row or dequantization kernel. Each ISA file
+// names its F uniquely: GCC mangles every file's anonymous namespace alike,
+// so two files' anonymous `RowsOf` would make one weak by_bits symbol.
+template <template <int, bool, bool> class F, typename... A>
+void by_bits(const Plan& p, A... a) {
+  const bool lut = p.w->levels != nullptr;
+  const auto go = [&]<int B, bool LUT>() { p.split ? F<B, LUT, true>::run(p, a...) : F<B, LUT, false>::run(p, a...); };
+  switch (p.w->bits) {
+    case 2: return go.template operator()<2, false>();
+    case 3: return go.template operator()<3, false>();
+    case 4: return lut ? go.template operator()<4, true>() : go.template operator()<4, false>();
+    case 5: return go.template operator()<5, false>();
+    case 6: return go.template operator()<6, false>();
+    case 7: return go.template operator()<7, false>();
+    case 8: return go.template operator()<8, false>();
+    default: fail("group kernel: unsupported bits ", p.w->bits);
+  }
+}
 
 // sum_g scale[g] * zero[g] * xsum[g] over n_groups, double-accumulated (the
 // scalar paths; the SIMD files have f32 vector versions).

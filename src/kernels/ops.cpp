@@ -17,6 +17,8 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t dim,
     const float* xi = x + i * dim;
     float* oi = out + i * dim;
     double ss = 0;
+    // In double, in any order (vector lanes): decode runs this serially between its GEMVs.
+#pragma omp simd reduction(+ : ss)
     for (int64_t j = 0; j < dim; ++j) ss += double(xi[j]) * xi[j];
     const float inv = 1.0f / std::sqrt(float(ss / dim) + eps);
     for (int64_t j = 0; j < dim; ++j) oi[j] = xi[j] * inv * w[j];
@@ -37,19 +39,49 @@ void layernorm(const float* x, const float* w, const float* b, float* out, int64
   }
 }
 
+namespace {
+// cos and sin of pos * inv_freq[i] for i < half, pos = position / scale.
+// Decode rotates q and then k at the same position, so one thread's last
+// table is kept and reused (a layer's 64 sincosf and powf each cost more
+// than the rotations).
+struct RopeTable {
+  float theta = 0, scale = 0;
+  int64_t head_dim = 0;
+  int32_t position = -1;
+  std::vector<float> inv_freq, cs;  // cs: cos, sin pairs
+  const float* at(int32_t pos, float th, float sc, int64_t hd) {
+    const int64_t half = hd / 2;
+    if (th != theta || sc != scale || hd != head_dim) {
+      theta = th, scale = sc, head_dim = hd, position = -1;
+      inv_freq.resize(static_cast<size_t>(half));
+      for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(th, -2.0f * i / hd);
+      cs.resize(static_cast<size_t>(2 * half));
+    }
+    if (pos != position) {
+      position = pos;
+      const float p = pos / sc;
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = p * inv_freq[i];
+        cs[2 * i] = std::cos(a);
+        cs[2 * i + 1] = std::sin(a);
+      }
+    }
+    return cs.data();
+  }
+};
+}  // namespace
+
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions, float theta,
           float scale, bool interleaved) {
   const int64_t half = head_dim / 2;
-  std::vector<float> inv_freq(half);
-  for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(theta, -2.0f * i / head_dim);
 #pragma omp parallel for if (n_tokens > 4)
   for (int64_t t = 0; t < n_tokens; ++t) {
-    const float pos = positions[t] / scale;
-    for (int64_t i = 0; i < half; ++i) {
-      const float a = pos * inv_freq[i];
-      const float c = std::cos(a), s = std::sin(a);
-      for (int64_t h = 0; h < n_heads; ++h) {
-        float* v = x + (t * n_heads + h) * head_dim;
+    thread_local RopeTable table;
+    const float* cs = table.at(positions[t], theta, scale, head_dim);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
         const int64_t i0 = interleaved ? 2 * i : i;
         const int64_t i1 = interleaved ? 2 * i + 1 : i + half;
         const float x0 = v[i0], x1 = v[i1];

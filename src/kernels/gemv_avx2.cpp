@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/gemv.h"
 #include "kernels/gemv_simd.h"
+#include "kernels/row_slabs.h"
 
 // Every helper carries the same target so it can be inlined into the kernels.
 #define SHRINK_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -119,7 +120,7 @@ SHRINK_AVX2 void rows_in_runs(const char* w, const float* x, float* y, int64_t r
 template <DType T>
 SHRINK_AVX2 void rows_typed(const void* W, const float* x, float* y, int64_t rows, int64_t cols) {
   const char* w = static_cast<const char*>(W);
-  if (rows * cols * kElemBytes<T> >= kStreamedMinBytes)
+  if (streamed_walk(rows * cols * kElemBytes<T>, kStreamedMinBytes))
     rows_in_runs<T, kRowsStreamed>(w, x, y, rows, cols);
   else
     rows_in_runs<T, kRowsCached>(w, x, y, rows, cols);

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "kernels/group_gemv_simd.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX512 __attribute__((target("avx512f,fma")))
 #define SHRINK_AVX512_INLINE __attribute__((target("avx512f,fma"), always_inline)) inline
@@ -306,19 +307,22 @@ SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t rs, int64_t t0, flo
 // the L1 sets (as rows_in_runs in qdot_avx512.cpp); the remainder one by one.
 // Against the 4 adjacent rows used before (session 9, one thread, same run): int4g128 streamed from
 // DRAM 12.1 -> 23.5 Gweights/s (BM_GroupGemvStream), from L2/L3 20.5 -> 28.0 (BM_GroupGemvCached).
+// kRuns on a thread decoding alone, half as many in a team (streamed_walk, row_slabs.h).
 constexpr int kRuns = 8;
-template <int B, bool kBlockGroup>
+template <int B, bool kBlockGroup, int Runs>
 SHRINK_VNNI void rows_q8_runs(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   const int64_t row_bytes = p.w->words_per_row() * int64_t{sizeof(uint32_t)};
-  int64_t run = (r1 - r0) / kRuns;
+  int64_t run = (r1 - r0) / Runs;
   if (run > 1 && (run * row_bytes) % 4096 == 0 && row_bytes % 4096 != 0) --run;
-  for (int64_t i = 0; i < run; ++i) kernel_q8<B, kRuns, 1, kBlockGroup>(p, r0 + i, run, 0, y, ldy);
-  for (int64_t r = r0 + run * kRuns; r < r1; ++r) kernel_q8<B, 1, 1, kBlockGroup>(p, r, 1, 0, y, ldy);
+  for (int64_t i = 0; i < run; ++i) kernel_q8<B, Runs, 1, kBlockGroup>(p, r0 + i, run, 0, y, ldy);
+  for (int64_t r = r0 + run * Runs; r < r1; ++r) kernel_q8<B, 1, 1, kBlockGroup>(p, r, 1, 0, y, ldy);
 }
 
 template <int B, bool kBlockGroup>
 SHRINK_VNNI void rows_q8_t(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  if (p.n == 1 && r1 - r0 >= 2 * kRuns) return rows_q8_runs<B, kBlockGroup>(p, r0, r1, y, ldy);
+  if (p.n == 1 && r1 - r0 >= 2 * kRuns)
+    return decoding_alone() ? rows_q8_runs<B, kBlockGroup, kRuns>(p, r0, r1, y, ldy)
+                               : rows_q8_runs<B, kBlockGroup, kRuns / 2>(p, r0, r1, y, ldy);
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     int64_t t = 0;

@@ -59,8 +59,10 @@ void int8_matmul(const Int8Rows& w, const int8_t* xq, const float* x_scales, con
 // Scalar reference (int32 dots, the same epilogue).
 void int8_matmul_ref(const Int8Rows& w, const int8_t* xq, const float* x_scales, const float* bias, float* y,
                      int64_t n);
-// The exact int32 sums acc[n x w.rows] = xq * W^T by int8_matmul's own path
-// (tests check them against int8_matmul_s32_ref; acc must not alias xq).
+// The int32 sums acc[n x w.rows] = xq * W^T by int8_matmul's own path (tests
+// check them against int8_matmul_s32_ref; acc must not alias xq). Exact, except
+// that oneDNN's (n >= 8) can come through f32 on CPUs without AMX (seen on AMD
+// Zen 5): then exact after float(acc), which is all the epilogue uses.
 void int8_matmul_s32(const Int8Rows& w, const int8_t* xq, int32_t* acc, int64_t n);
 void int8_matmul_s32_ref(const Int8Rows& w, const int8_t* xq, int32_t* acc, int64_t n);
 

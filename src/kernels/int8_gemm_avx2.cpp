@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/int8_gemm.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX2 __attribute__((target("avx2,fma")))
 #define SHRINK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
@@ -102,7 +103,7 @@ SHRINK_AVX2 void int8_impl::dot_rows_avx2(const int8_t* W, const int32_t*, const
   int64_t c = 0;
   for (; c + 16 <= cols; c += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(x16 + c), widen16(x + c));
   for (; c < cols; ++c) x16[c] = x[c];
-  if (rows * cols >= kStreamedMinBytes)
+  if (streamed_walk(rows * cols, kStreamedMinBytes))
     rows_in_runs<kRowsStreamed>(W, x, x16, acc, rows, cols);
   else
     rows_in_runs<kRowsCached>(W, x, x16, acc, rows, cols);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/int8_gemm.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 #define SHRINK_AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma"), always_inline)) inline
@@ -97,7 +98,7 @@ SHRINK_AVX512 void int8_impl::dot_rows_avx512(const int8_t* W, const int32_t* ro
     const __mmask64 m = tail_mask64(cols - c);
     _mm512_mask_storeu_epi8(xu + c, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + c), bias));
   }
-  if (rows * cols >= kStreamedMinBytes)
+  if (streamed_walk(rows * cols, kStreamedMinBytes))
     rows_in_runs<kRowsStreamed>(W, row_sum, xu, acc, rows, cols);
   else
     rows_in_runs<kRowsCached>(W, row_sum, xu, acc, rows, cols);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "kernels/qdot.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define SHRINK_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
@@ -411,7 +412,7 @@ SHRINK_AVX2 void rows_typed(const void* W, const void* act, float* y, int64_t ro
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* a = static_cast<const uint8_t*>(act);
   const int64_t nb = cols / be;
-  if (rows * nb * K::kBytes >= kStreamedMinBytes)
+  if (streamed_walk(rows * nb * K::kBytes, kStreamedMinBytes))
     rows_in_runs<K, kRowsStreamed>(w, a, y, rows, nb);
   else
     rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);

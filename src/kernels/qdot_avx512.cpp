@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "kernels/qdot.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define SHRINK_AVX512_INLINE \
@@ -666,7 +667,7 @@ SHRINK_AVX512 void rows_typed(const void* W, const void* act, float* y, int64_t 
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* a = static_cast<const uint8_t*>(act);
   const int64_t nb = cols / be;
-  if (rows * nb * K::kBytes >= kStreamedMinBytes)
+  if (streamed_walk(rows * nb * K::kBytes, kStreamedMinBytes))
     rows_in_runs<K, kRowsStreamed>(w, a, y, rows, nb);
   else
     rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);

@@ -19,6 +19,7 @@
 
 #include "kernels/repack_x16.h"
 #include "kernels/repack_x16_impl.h"
+#include "kernels/row_slabs.h"
 
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")))
 #define SHRINK_AVX512_INLINE \
@@ -160,8 +161,10 @@ SHRINK_AVX512 void groups_in_runs(const uint8_t* P, const typename K::Act* act, 
 template <class K>
 SHRINK_AVX512 void groups(const uint8_t* P, const typename K::Act* act, float* y, int64_t groups, int64_t tiles,
                           int64_t stride) {
-  if (groups * stride >= kStreamedMinBytes)
+  if (streamed_walk(groups * stride, kStreamedMinBytes))
     groups_in_runs<K, 8>(P, act, y, groups, tiles, stride);
+  else if (groups * stride >= kStreamedMinBytes)  // in a team: about 8 streams machine-wide (row_slabs.h)
+    groups_in_runs<K, 4>(P, act, y, groups, tiles, stride);
   else
     groups_in_runs<K, 2>(P, act, y, groups, tiles, stride);
 }

@@ -24,6 +24,16 @@ constexpr int64_t kRowAlign = 16;
 // size from cache takes (bench/gemv_bench.cpp, BM_GemvSmall).
 constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
 
+// Whether a decode kernel walks its thread's slab of `bytes` weight bytes in
+// its "streamed" number of far-apart row runs (8 on AVX-512, 6 on AVX2) rather
+// than its "cached" number (4): only for a slab bigger than L2 (`streamed_min`)
+// on a thread decoding alone. All threads' streams share the DRAM: 2 threads x
+// 8 streams decoded 10-16% slower than 2 x 4 (Zen 5 host, session 11:
+// llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs), while one
+// thread walking 8 is the best single-core walk (sessions 3-9).
+inline bool decoding_alone() { return omp_get_num_threads() == 1; }  // outside a parallel region, or a team of 1
+inline bool streamed_walk(int64_t bytes, int64_t streamed_min) { return bytes >= streamed_min && decoding_alone(); }
+
 // Threads for a GEMV over `bytes` of weights: 1 when small or already inside a parallel region.
 inline int decode_threads(int64_t bytes) {
   return omp_in_parallel() || bytes < kParallelMinBytes ? 1 : omp_get_max_threads();

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
+#include <vector>
 #include <unistd.h>
 
 namespace shrink::test {
@@ -24,11 +26,28 @@ inline std::string asset(const std::string& rel) {
   return std::filesystem::exists(p) ? p : "";
 }
 
+// The directories temp_dir made, removed when the test process exits (each
+// ctest test is its own process) unless SHRINK_KEEP_TEST_DIRS is set, for a
+// look at a failed test's files.
+struct TempDirs {
+  std::vector<std::filesystem::path> made;
+  ~TempDirs() {
+    if (std::getenv("SHRINK_KEEP_TEST_DIRS")) return;
+    std::error_code ec;
+    for (const auto& d : made) std::filesystem::remove_all(d, ec);
+  }
+};
+inline TempDirs& temp_dirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+
 // A fresh empty directory for a test's outputs.
 inline std::string temp_dir(const std::string& name) {
   const auto p = std::filesystem::temp_directory_path() / ("shrink_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
+  temp_dirs().made.push_back(p);
   return p.string();
 }
 

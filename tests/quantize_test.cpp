@@ -89,3 +89,17 @@ TEST(QuantizeCli, GptqOnStories260KWritesGgufAndReport) {
   EXPECT_GT(j["evals"][0]["ppl"].get<double>(), 0);
   EXPECT_LT(j["evals"][0]["kld"].get<double>(), 0.5);
 }
+
+// A recipe given as --type, and a name that is no type at all, say what to give instead.
+TEST(QuantizeCli, TypeErrorsNameTheRightOption) {
+  const std::string dir = test::temp_dir("quantize_type_errors");
+  ASSERT_EQ(test::run_shrink("init --preset tiny -o " + dir + "/t.gguf").code, 0);
+  const test::CliResult recipe = test::run_shrink("quantize " + dir + "/t.gguf --type Q4_K_M -o " + dir + "/q.gguf");
+  EXPECT_NE(recipe.code, 0);
+  EXPECT_NE(recipe.out.find("use --preset Q4_K_M"), std::string::npos) << recipe.out;
+  const test::CliResult unknown = test::run_shrink("quantize " + dir + "/t.gguf --type q4_x -o " + dir + "/q.gguf");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.out.find("a ggml block type"), std::string::npos) << unknown.out;
+  const test::CliResult group = test::run_shrink("quantize " + dir + "/t.gguf --type int9g128 -o " + dir + "/q.gguf");
+  EXPECT_NE(group.out.find("2..8 bits"), std::string::npos) << group.out;
+}

@@ -62,7 +62,17 @@ std::string report_path(const QuantizeArgs& a) {
 }
 
 quant::QuantTarget parse_target(const QuantizeArgs& a) {
-  if (!a.type.empty()) return quant::QuantTarget::parse(a.type);
+  if (!a.type.empty()) {
+    try {
+      return quant::QuantTarget::parse(a.type);
+    } catch (const std::exception&) {
+      // Q4_K_M and friends are not types; llama-quantize users will try them here first.
+      if (quant::is_preset(a.type))
+        fail("'", a.type, "' is a llama-quantize recipe (a per-tensor mix of types), not one type: use --preset ",
+             a.type);
+      throw;
+    }
+  }
   if (a.method == "onebit") return quant::QuantTarget::parse("onebit");
   if (a.target_bpw > 0 && a.bits == 0) return quant::QuantTarget::of_block(DType::Q4_K);  // ladder of ggml types
   SHRINK_CHECK(a.bits >= 2 && a.bits <= 8, "give --type (q4_k, q8_0, int4g128, nf4g64, ...) or --bits 2..8");

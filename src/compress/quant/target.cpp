@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
 
 #include "compress/quant/onebit.h"
 #include "core/error.h"
@@ -27,14 +28,22 @@ QuantTarget QuantTarget::parse(const std::string& s) {
     q.sign = lower == "onebit" ? Sign::OneBit : Sign::Ternary;
     return q;
   }
+  std::optional<DType> t;
   try {
-    const DType t = parse_dtype(s);
-    SHRINK_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || kernels::has_block_quantizer(t),
-                 "shrink cannot write ", dtype_name(t), " blocks");
-    return of_block(t);
+    t = parse_dtype(s);
   } catch (const Error&) {
-    // not a dtype name: a group spec (which throws its own error listing the forms)
+    // not a dtype name: a group spec
   }
+  if (t) {
+    SHRINK_CHECK(*t == DType::F32 || *t == DType::F16 || *t == DType::BF16 || kernels::has_block_quantizer(*t),
+                 "shrink cannot write ", dtype_name(*t), " blocks");
+    return of_block(*t);
+  }
+  // A group spec throws its own error (bits, group, code) once the name reads like one.
+  const bool group_like = lower.rfind("int", 0) == 0 || lower.rfind("nf", 0) == 0 || lower.rfind("fp", 0) == 0;
+  SHRINK_CHECK(group_like, "unknown quantization type '", s,
+               "': a ggml block type (q8_0, q6_k, q5_k, q5_0, q4_k, q4_0, q3_k, q2_k, iq4_nl, ...) or a group format "
+               "(int4g128, int3g64sym, int8ch, nf4g64, fp8e4m3ch, ...)");
   QuantTarget q;
   q.spec = QuantSpec::parse(s);
   return q;

@@ -20,9 +20,12 @@
 // order ("lane order") so the inner loop is shift, mask, convert, FMA, with no
 // shuffles. A lane's word lies in one group when group_len is a multiple of
 // 32/bits (or the row is one group), so scales apply per lane after the word's
-// codes are summed. Other shapes (e.g. int3 = 10 codes per word with g64) take
-// the scalar path. Activations stay f32: the result is the f32 product with
-// the dequantized weights up to summation order (no activation rounding).
+// codes are summed. Where words straddle two groups (int3 = 10 codes per word
+// with g64), each lane's codes are summed apart on either side of its group
+// boundary (x masked by code position) and each sum takes its group's scale;
+// groups shorter than two words (a word across three groups) take the scalar
+// path. Activations stay f32: the result is the f32 product with the
+// dequantized weights up to summation order (no activation rounding).
 //
 // Large n: W is dequantized in L2-sized row panels (in lane order, SIMD) and
 // multiplied with the lane-ordered x by oneDNN sgemm; group_matmul picks.

@@ -29,8 +29,9 @@ constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
 // than its "cached" number (4): only for a slab bigger than L2 (`streamed_min`)
 // on a thread decoding alone. All threads' streams share the DRAM: 2 threads x
 // 8 streams decoded 10-16% slower than 2 x 4 (Zen 5 host, session 11:
-// llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs), while one
-// thread walking 8 is the best single-core walk (sessions 3-9).
+// llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs), while a thread
+// alone streams best with 8 (sessions 3-9; per type for the ggml kernels:
+// streams_of in qdot_avx512.cpp).
 inline bool decoding_alone() { return omp_get_num_threads() == 1; }  // outside a parallel region, or a team of 1
 inline bool streamed_walk(int64_t bytes, int64_t streamed_min) { return bytes >= streamed_min && decoding_alone(); }
 

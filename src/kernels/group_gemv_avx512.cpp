@@ -355,21 +355,12 @@ void rows_q8_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy
   }
 }
 
-namespace {
+void rows_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  by_bits(p, [&]<int B, bool LUT, bool S>() { rows_t<B, LUT, S>(p, r0, r1, y, ldy); });
+}
 
-template <int B, bool LUT, bool S>
-struct RowsAvx512 {
-  static void run(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { rows_t<B, LUT, S>(p, r0, r1, y, ldy); }
-};
-template <int B, bool LUT, bool S>
-struct DequantAvx512 {
-  static void run(const Plan& p, int64_t r0, int64_t r1, float* out) { dequant_t<B, LUT, S>(p, r0, r1, out); }
-};
-
-}  // namespace
-
-void rows_avx512(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) { by_bits<RowsAvx512>(p, r0, r1, y, ldy); }
-
-void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out) { by_bits<DequantAvx512>(p, r0, r1, out); }
+void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out) {
+  by_bits(p, [&]<int B, bool LUT, bool S>() { dequant_t<B, LUT, S>(p, r0, r1, out); });
+}
 
 }  // namespace shrink::kernels::group_impl

@@ -61,14 +61,15 @@ void rows_q8_avx2(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy);
 void dequant_avx512(const Plan& p, int64_t r0, int64_t r1, float* out);
 void dequant_avx2(const Plan& p, int64_t r0, int64_t r1, float* out);
 
-// F<bits, codebook, split>::run(p, a...): the one switch from a view to the
-// template instance of an ISA's row or dequantization kernel. Each ISA file
-// names its F uniquely: GCC mangles every file's anonymous namespace alike,
-// so two files' anonymous `RowsOf` would make one weak by_bits symbol.
-template <template <int, bool, bool> class F, typename... A>
-void by_bits(const Plan& p, A... a) {
+// f.template operator()<bits, codebook, split>() for a view: the one switch
+// from a view to the template instance of an ISA's row or dequantization
+// kernel (f is a generic lambda in that ISA's entry point).
+template <typename F>
+void by_bits(const Plan& p, F&& f) {
   const bool lut = p.w->levels != nullptr;
-  const auto go = [&]<int B, bool LUT>() { p.split ? F<B, LUT, true>::run(p, a...) : F<B, LUT, false>::run(p, a...); };
+  const auto go = [&]<int B, bool LUT>() {
+    p.split ? f.template operator()<B, LUT, true>() : f.template operator()<B, LUT, false>();
+  };
   switch (p.w->bits) {
     case 2: return go.template operator()<2, false>();
     case 3: return go.template operator()<3, false>();

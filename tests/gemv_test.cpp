@@ -22,6 +22,7 @@
 #include "kernels/gemv.h"
 #include "kernels/gemv_simd.h"
 #include "test_util.h"
+#include "kernel_walks.h"
 
 namespace shrink::kernels {
 namespace {
@@ -132,7 +133,7 @@ TEST(GemvKernels, Avx2MatchesReference) {
   sweep(gemv_rows_avx2, "avx2");
 }
 
-// Slabs bigger than L2 take the many-streams path; these row counts also
+// Slabs bigger than L2 take the many-streams path (where the walk is wide); these row counts also
 // trigger its 4 KiB anti-aliasing run adjustment (8195 x 256 f32: runs of
 // 1024 rows of 1 KiB) and leave tail rows.
 TEST(GemvKernels, LargeSlabsMatchReference) {
@@ -140,10 +141,12 @@ TEST(GemvKernels, LargeSlabsMatchReference) {
   if (hw_avx512()) fns.push_back({"avx512", gemv_rows_avx512});
   if (hw_avx2()) fns.push_back({"avx2", gemv_rows_avx2});
   uint32_t seed = 50;
-  for (auto [name, fn] : fns)
-    for (DType t : kTypes)
-      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8195, 256}, {6149, 512}, {2053, 1031}})
-        expect_matches_ref(fn, make_problem(t, rows, cols, seed++), name);
+  test::for_each_walk([&] {
+    for (auto [name, fn] : fns)
+      for (DType t : kTypes)
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8195, 256}, {6149, 512}, {2053, 1031}})
+          expect_matches_ref(fn, make_problem(t, rows, cols, seed++), name);
+  });
 }
 
 TEST(GemvDispatch, MatchesReference) { sweep(gemv, std::string("gemv/") + gemv_isa()); }

@@ -23,6 +23,7 @@
 #include "core/cpu.h"
 #include "kernels/int8_gemm.h"
 #include "test_util.h"
+#include "kernel_walks.h"
 
 namespace shrink::kernels {
 namespace {
@@ -261,17 +262,19 @@ TEST(Int8Kernels, ExtremeCodesAreExact) {
         }
 }
 
-// Slabs bigger than L2 take the many-streams path; these shapes also trigger
+// Slabs bigger than L2 take the many-streams path (where the walk is wide); these shapes also trigger
 // its 4 KiB anti-aliasing run adjustment (8195 x 256: runs of 1024 rows of
 // 256 bytes) and leave tail rows.
 TEST(Int8Kernels, LargeSlabsMatchReference) {
   std::mt19937 rng(21);
-  for (const Path& p : simd_paths())
-    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8195, 256}, {6149, 512}, {2053, 1031}}) {
-      const Weight w = random_weight(rows, cols, rng);
-      const std::vector<int8_t> x = random_codes(cols, rng);
-      expect_dot_matches_ref(p.dot, w.q.data(), w.row_sum.data(), x.data(), rows, cols, p.name);
-    }
+  test::for_each_walk([&] {
+    for (const Path& p : simd_paths())
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8195, 256}, {6149, 512}, {2053, 1031}}) {
+        const Weight w = random_weight(rows, cols, rng);
+        const std::vector<int8_t> x = random_codes(cols, rng);
+        expect_dot_matches_ref(p.dot, w.q.data(), w.row_sum.data(), x.data(), rows, cols, p.name);
+      }
+  });
 }
 
 // The epilogue is one fma per output in every path: bit-identical y, also

@@ -18,6 +18,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "kernels/qdot.h"
+#include "kernel_walks.h"
 
 namespace shrink::kernels {
 namespace {
@@ -288,9 +289,10 @@ TEST(QDot, EveryTypeHasSimdKernels) {
 }
 
 // Matrices above the streaming threshold (8 rows per group on AVX-512, 6 on
-// AVX2) with a row count that is no multiple of the group: every row equals
-// the same row computed alone (one-row groups), and the scalar reference.
-TEST(QDot, SimdRowGroupsMatchSingleRows) {
+// AVX2, where the walk is wide) with a row count that is no multiple of the
+// group: every row equals the same row computed alone (one-row groups), and
+// the scalar reference.
+void simd_row_groups_match_single_rows() {
   std::mt19937 rng(7);
   for (const Isa& isa : isas()) {
     if (!isa.available) continue;
@@ -313,6 +315,10 @@ TEST(QDot, SimdRowGroupsMatchSingleRows) {
       }
     }
   }
+}
+
+TEST(QDot, SimdRowGroupsMatchSingleRows) {
+  test::for_each_walk([] { simd_row_groups_match_single_rows(); });
 }
 
 TEST(QDot, QgemvMatchesReferenceAndIgnoresThreadCount) {

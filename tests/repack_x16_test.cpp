@@ -20,6 +20,7 @@
 #include "kernels/repack_x16.h"
 #include "kernels/qdot.h"
 #include "model/linear.h"
+#include "kernel_walks.h"
 
 namespace shrink::kernels {
 namespace {
@@ -124,12 +125,14 @@ TEST(RepackX16, Avx512EqualsReferenceExactlyAtAnyThreadCount) {
     const std::vector<float> x = random_x(c.cols, rng);
     std::vector<float> want(static_cast<size_t>(c.rows));
     x16_gemv_ref(c.t, p.data(), x.data(), want.data(), c.rows, c.cols);
-    for (int threads : {1, 2, 3}) {
-      std::vector<float> got(want.size(), NAN);
-      x16_gemv_threads(c.t, p.data(), x.data(), got.data(), c.rows, c.cols, threads);
-      for (int64_t r = 0; r < c.rows; ++r)
-        ASSERT_EQ(got[r], want[r]) << name(c) << " row " << r << ", " << threads << " threads";
-    }
+    test::for_each_walk([&] {
+      for (int threads : {1, 2, 3}) {
+        std::vector<float> got(want.size(), NAN);
+        x16_gemv_threads(c.t, p.data(), x.data(), got.data(), c.rows, c.cols, threads);
+        for (int64_t r = 0; r < c.rows; ++r)
+          ASSERT_EQ(got[r], want[r]) << name(c) << " row " << r << ", " << threads << " threads";
+      }
+    });
   }
 }
 

@@ -22,6 +22,7 @@ CpuFeatures detect() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  f.amd = __builtin_cpu_is("amd");
   if (const char* cap = std::getenv("SHRINK_ISA")) {
     const std::string c = cap;
     if (c == "scalar" || c == "avx2") {

@@ -9,6 +9,7 @@ namespace shrink {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false, avx512_bf16 = false;
+  bool amd = false;  // an AMD CPU: sets how many row streams a decode thread walks (kernels/row_slabs.h)
 };
 // Detected once; SHRINK_ISA=scalar|avx2|avx512 caps it (to test fallbacks on this machine).
 const CpuFeatures& cpu_features();

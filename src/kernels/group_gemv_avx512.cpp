@@ -307,7 +307,7 @@ SHRINK_VNNI void kernel_q8(const Plan& p, int64_t r, int64_t rs, int64_t t0, flo
 // the L1 sets (as rows_in_runs in qdot_avx512.cpp); the remainder one by one.
 // Against the 4 adjacent rows used before (session 9, one thread, same run): int4g128 streamed from
 // DRAM 12.1 -> 23.5 Gweights/s (BM_GroupGemvStream), from L2/L3 20.5 -> 28.0 (BM_GroupGemvCached).
-// kRuns on a thread decoding alone, half as many in a team (streamed_walk, row_slabs.h).
+// kRuns where the wide walk pays, half as many otherwise (walks_wide, row_slabs.h).
 constexpr int kRuns = 8;
 template <int B, bool kBlockGroup, int Runs>
 SHRINK_VNNI void rows_q8_runs(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
@@ -321,7 +321,7 @@ SHRINK_VNNI void rows_q8_runs(const Plan& p, int64_t r0, int64_t r1, float* y, i
 template <int B, bool kBlockGroup>
 SHRINK_VNNI void rows_q8_t(const Plan& p, int64_t r0, int64_t r1, float* y, int64_t ldy) {
   if (p.n == 1 && r1 - r0 >= 2 * kRuns)
-    return decoding_alone() ? rows_q8_runs<B, kBlockGroup, kRuns>(p, r0, r1, y, ldy)
+    return walks_wide() ? rows_q8_runs<B, kBlockGroup, kRuns>(p, r0, r1, y, ldy)
                                : rows_q8_runs<B, kBlockGroup, kRuns / 2>(p, r0, r1, y, ldy);
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {

@@ -322,7 +322,6 @@ struct KQ45 {
 // and only bits 4, 5 of each byte are kept).
 struct KQ6 {
   static constexpr int kChunk = 1;
-  static constexpr int kStreams = 4;  // streams_of
   static constexpr int64_t kBytes = sizeof(BlockQ6_K), kActBytes = sizeof(BlockQ8_K);
   struct X {
     __m512i y[4];
@@ -507,7 +506,6 @@ struct KQ3 {
 // steps (Tail).
 struct Q40Wide {
   static constexpr int kChunk = 16;
-  static constexpr int kStreams = 4;  // streams_of
   static constexpr int64_t kBytes = sizeof(BlockQ4_0);
   static constexpr int64_t kStepBytes = kChunk * kBytes;  // 288
   struct alignas(64) Step {
@@ -664,25 +662,13 @@ SHRINK_AVX512 void rows_in_runs(const uint8_t* w, const uint8_t* act, float* y, 
   for (int64_t r = run * R; r < rows; ++r) dot_rows<K, 1>(w + r * row_bytes, 0, act, y + r, 0, nb);
 }
 
-// Streams a thread decoding alone walks through a slab bigger than L2: 8, but
-// 4 for the Q4_0 and Q6_K kernels, which streamed 9-13% (Q4_0) and 4-10%
-// (Q6_K) faster that way on one Zen 5 core while Q4_K / Q5_K were 6-9% faster
-// with 8 (session 11: BM_QGemvStream 4096 x 4096 at 1 thread, three
-// alternations; llama-500m and tinyllama Q4_0 decode +9-12%). Sessions 3-9
-// had measured 8 on Intel Xeons without separating the types.
-template <class K>
-constexpr int streams_of() {
-  if constexpr (requires { K::kStreams; }) return K::kStreams;
-  return kRowsStreamed;
-}
-
 template <class K>
 SHRINK_AVX512 void rows_typed(const void* W, const void* act, float* y, int64_t rows, int64_t cols, int64_t be) {
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* a = static_cast<const uint8_t*>(act);
   const int64_t nb = cols / be;
   if (streamed_walk(rows * nb * K::kBytes, kStreamedMinBytes))
-    rows_in_runs<K, streams_of<K>()>(w, a, y, rows, nb);
+    rows_in_runs<K, kRowsStreamed>(w, a, y, rows, nb);
   else
     rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);
 }

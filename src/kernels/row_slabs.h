@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
 
 namespace shrink::kernels {
@@ -24,16 +26,36 @@ constexpr int64_t kRowAlign = 16;
 // size from cache takes (bench/gemv_bench.cpp, BM_GemvSmall).
 constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
 
-// Whether a decode kernel walks its thread's slab of `bytes` weight bytes in
-// its "streamed" number of far-apart row runs (8 on AVX-512, 6 on AVX2) rather
-// than its "cached" number (4): only for a slab bigger than L2 (`streamed_min`)
-// on a thread decoding alone. All threads' streams share the DRAM: 2 threads x
-// 8 streams decoded 10-16% slower than 2 x 4 (Zen 5 host, session 11:
-// llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs), while a thread
-// alone streams best with 8 (sessions 3-9; per type for the ggml kernels:
-// streams_of in qdot_avx512.cpp).
+// How many far-apart row runs ("streams") a decode kernel walks its thread's
+// slab in: its "streamed" number (8 on AVX-512, 6 on AVX2) or its "cached"
+// number (4). The wider walk keeps more misses in flight, but every stream of
+// every thread competes for the same DRAM, and which way it tips depends on
+// the CPU:
+//  - a team (2 threads): 2 x 8 streams decoded 10-16% slower than 2 x 4 (Zen 5,
+//    session 11: llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs);
+//  - a thread alone on an Intel Xeon: 8 beat 4 (sessions 3-9);
+//  - a thread alone on Zen 5: 4 beat 8 (session 12, llama-500m decode at 1
+//    thread, alternated: F32 +5.6%, Q8_0 +5.8%, Q4_0 +8-13%, Q4_K even), and a
+//    bare read of 8 streams reaches 29 GB/s against 38-39 with 4 or 1.
+// So the wide walk is taken only by a thread decoding alone, on a CPU other
+// than AMD's, through a slab bigger than L2 (`streamed_min`).
+// SHRINK_WIDE_WALK=1|0 forces the choice (to measure it on a new CPU);
+// set_wide_walk(0|1) does too, and set_wide_walk(-1) returns to the default
+// (tests use it to cover both walks on any CPU).
+inline std::atomic<int> g_wide_walk{-1};  // -1: not decided yet
+inline void set_wide_walk(int wide) { g_wide_walk.store(wide, std::memory_order_relaxed); }
+inline bool wide_walk_pays() {
+  int wide = g_wide_walk.load(std::memory_order_relaxed);
+  if (wide < 0) {
+    const char* e = std::getenv("SHRINK_WIDE_WALK");
+    wide = e && *e ? *e != '0' : !cpu_features().amd;
+    set_wide_walk(wide);
+  }
+  return wide != 0;
+}
 inline bool decoding_alone() { return omp_get_num_threads() == 1; }  // outside a parallel region, or a team of 1
-inline bool streamed_walk(int64_t bytes, int64_t streamed_min) { return bytes >= streamed_min && decoding_alone(); }
+inline bool walks_wide() { return decoding_alone() && wide_walk_pays(); }
+inline bool streamed_walk(int64_t bytes, int64_t streamed_min) { return bytes >= streamed_min && walks_wide(); }
 
 // Threads for a GEMV over `bytes` of weights: 1 when small or already inside a parallel region.
 inline int decode_threads(int64_t bytes) {

@@ -45,7 +45,6 @@ namespace {
 constexpr int kRowsCached = 4;
 constexpr int kRowsStreamed = 8;
 constexpr int64_t kStreamedMinBytes = int64_t{2} << 20;
-constexpr int kPrefetchBytes = 1024;
 
 SHRINK_AVX512_INLINE uint16_t u16(const uint8_t* p) {
   uint16_t v;
@@ -608,12 +607,13 @@ template <class K, int R>
 SHRINK_AVX512_INLINE void accumulate(const uint8_t* W, int64_t stride, const uint8_t* act, int64_t nb, typename K::Acc* acc) {
   const int64_t full = nb / K::kChunk;
   constexpr int64_t kChunkBytes = K::kChunk * K::kBytes;
+  constexpr int64_t kAhead = prefetch_ahead(R);
   for (int64_t c = 0; c < full; ++c) {
     const typename K::X x = K::prep(act + c * K::kChunk * K::kActBytes);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const uint8_t* p = W + i * stride + c * kChunkBytes;
-      for (int64_t o = 0; o < kChunkBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
+      for (int64_t o = 0; o < kChunkBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kAhead + o), _MM_HINT_T0);
       K::row(p, x, acc[i]);
     }
   }

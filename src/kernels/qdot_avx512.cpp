@@ -41,7 +41,8 @@ namespace shrink::kernels {
 
 namespace {
 
-// Rows per group and the slab size above which 8 streams are used (as gemv_avx512.cpp).
+// Rows per group and the slab size above which 8 streams are used where the wide walk pays
+// (walks_wide, row_slabs.h; as gemv_avx512.cpp).
 constexpr int kRowsCached = 4;
 constexpr int kRowsStreamed = 8;
 constexpr int64_t kStreamedMinBytes = int64_t{2} << 20;

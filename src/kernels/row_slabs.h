@@ -35,8 +35,9 @@ constexpr int64_t kParallelMinBytes = int64_t{1} << 18;
 //    session 11: llama-500m Q8_0 / Q4_0 / Q4_K at 2 threads, alternated runs);
 //  - a thread alone on an Intel Xeon: 8 beat 4 (sessions 3-9);
 //  - a thread alone on Zen 5: 4 beat 8 (session 12, llama-500m decode at 1
-//    thread, alternated: F32 +5.6%, Q8_0 +5.8%, Q4_0 +8-13%, Q4_K even), and a
-//    bare read of 8 streams reaches 29 GB/s against 38-39 with 4 or 1.
+//    thread, alternated, two series: F32 +6% / +12%, Q8_0 +6% / +3%, Q4_0 +4%,
+//    int4g128 +15%, Q4_K even), and a bare read of 8 streams reaches 29 GB/s
+//    against 38-42 with 4 or 1.
 // So the wide walk is taken only by a thread decoding alone, on a CPU other
 // than AMD's, through a slab bigger than L2 (`streamed_min`).
 // SHRINK_WIDE_WALK=1|0 forces the choice (to measure it on a new CPU);

@@ -163,6 +163,8 @@ struct Isa {
 };
 std::vector<Isa> isas() {
   return {{"avx512vnni", qdot_impl::cpu_avx512(), qdot_impl::rows_avx512, qdot_impl::quantize_act_avx512},
+          {"avx512vnni (other Q4_0 kernel)", qdot_impl::cpu_avx512(), qdot_impl::rows_avx512_other_q4_0,
+           qdot_impl::quantize_act_avx512},
           {"avx2", qdot_impl::cpu_avx2(), qdot_impl::rows_avx2, qdot_impl::quantize_act_avx2}};
 }
 

@@ -100,6 +100,9 @@ bool qdot_has_simd(const char* isa, DType wtype);
 namespace qdot_impl {
 void rows_avx512(DType wtype, const void* W, const void* act, float* y, int64_t rows, int64_t cols);
 void rows_avx2(DType wtype, const void* W, const void* act, float* y, int64_t rows, int64_t cols);
+// rows_avx512 with the Q4_0 kernel this CPU does not decode with (two exist:
+// qdot_avx512.cpp), so tests cover both on any CPU; other types as rows_avx512.
+void rows_avx512_other_q4_0(DType wtype, const void* W, const void* act, float* y, int64_t rows, int64_t cols);
 void rows_ref(DType wtype, const void* W, const void* act, float* y, int64_t rows, int64_t cols);
 void quantize_act_avx512(DType wtype, const float* x, void* act, int64_t n);
 void quantize_act_avx2(DType wtype, const float* x, void* act, int64_t n);

@@ -674,8 +674,21 @@ SHRINK_AVX512 void rows_typed(const void* W, const void* act, float* y, int64_t 
     rows_in_runs<K, kRowsCached>(w, a, y, rows, nb);
 }
 
-// Q4_0: the activation rearranged once per call (per thread) for Q40Wide.
-SHRINK_AVX512 void rows_q4_0(const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
+// Q4_0 has two kernels. Q40Wide computes faster from L2 (BM_QGemvL2, one Zen 5
+// core: 60 against 45 GB/s; +39% on the Intel Xeon of session 3), but on Zen 5
+// K32<Q4_0> streams faster from DRAM (BM_QGemvStream 4096 x 4096, one thread,
+// two runs: 34.4 / 32.6 against 33.5 / 29.3 GB/s on the 4-stream walk, 30.1 /
+// 29.2 against 26.9 / 24.9 on the 8-stream one) and decoded llama-500m 5-6%
+// faster at one thread and 6% at two (session 12, alternated runs). So AMD
+// CPUs take K32; others keep Q40Wide (not measured from DRAM on Intel).
+bool q4_0_wide() { return !cpu_features().amd; }
+
+SHRINK_AVX512 void rows_q4_0_k32(const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
+  rows_typed<K32<DType::Q4_0>>(W, act, y, rows, cols, kQK);
+}
+
+// Q40Wide: the activation rearranged once per call (per thread).
+SHRINK_AVX512 void rows_q4_0_wide(const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
   struct alignas(64) Line {
     uint8_t b[64];
   };
@@ -758,7 +771,7 @@ bool qdot_impl::has_avx512(DType t) {
 void qdot_impl::rows_avx512(DType t, const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
   switch (t) {
     case DType::Q8_0: return rows_typed<K32<DType::Q8_0>>(W, act, y, rows, cols, kQK);
-    case DType::Q4_0: return rows_q4_0(W, act, y, rows, cols);
+    case DType::Q4_0: return q4_0_wide() ? rows_q4_0_wide(W, act, y, rows, cols) : rows_q4_0_k32(W, act, y, rows, cols);
     case DType::Q4_1: return rows_typed<K32<DType::Q4_1>>(W, act, y, rows, cols, kQK);
     case DType::Q5_0: return rows_typed<K32<DType::Q5_0>>(W, act, y, rows, cols, kQK);
     case DType::Q5_1: return rows_typed<K32<DType::Q5_1>>(W, act, y, rows, cols, kQK);
@@ -769,6 +782,11 @@ void qdot_impl::rows_avx512(DType t, const void* W, const void* act, float* y, i
     case DType::Q6_K: return rows_typed<KQ6>(W, act, y, rows, cols, kQK_K);
     default: return rows_ref(t, W, act, y, rows, cols);
   }
+}
+
+void qdot_impl::rows_avx512_other_q4_0(DType t, const void* W, const void* act, float* y, int64_t rows, int64_t cols) {
+  if (t != DType::Q4_0) return rows_avx512(t, W, act, y, rows, cols);
+  return q4_0_wide() ? rows_q4_0_k32(W, act, y, rows, cols) : rows_q4_0_wide(W, act, y, rows, cols);
 }
 
 void qdot_impl::quantize_act_avx512(DType t, const float* x, void* act, int64_t n) {

@@ -87,6 +87,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-t,--threads", a->o.threads, "Thread counts to run, e.g. 1,2")->delimiter(',')->capture_default_str();
   cmd->add_flag("!--no-bandwidth", a->o.measure_bandwidth, "Skip the memory-bandwidth probes (~1 s each: one after every repetition)");
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
+  cmd->footer(
+      "Environment (to compare kernel choices on one machine): SHRINK_ISA=avx2|scalar caps the SIMD level; "
+      "SHRINK_WIDE_WALK=0|1 forces how many row streams a decoding thread walks (default: 4 on AMD CPUs, "
+      "8 on others when alone); SHRINK_REPACK=1 decodes Q4_0/Q4_K from a 16-row interleaved copy.");
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -1,5 +1,6 @@
 #include "kernels/ops.h"
 
+#include "kernels/attention_f32.h"
 #include "kernels/fast_exp.h"
 #include "kernels/row_slabs.h"
 
@@ -137,37 +138,14 @@ double log_softmax_at(const float* x, int64_t n, int64_t target) {
 
 namespace {
 
-// Prefetches of one cached row's lines (hint 3: to L1, 2: to L2).
-template <int kHint>
-inline void prefetch_row(const float* row, int64_t head_dim) {
-  for (int64_t d = 0; d < head_dim; d += 16) __builtin_prefetch(row + d, 0, kHint);
-}
-
-// One query row against keys 0..len-1: scores, softmax, weighted sum of values.
-// Decode reads a head's keys and values from DRAM (the weights streamed since
-// evicted them), in panels too short for the hardware prefetchers to ramp up
-// on: both loops prefetch their rows kPrefetchBytes ahead.
+// One query row against keys 0..len-1: scores, softmax, weighted sum of
+// values (the SIMD primitives of attention_f32.h).
 void attend_row(const float* qh, const float* k, const float* v, float* oh, float* scores, int64_t len,
                 int64_t kv_stride, int64_t head_dim, float scale) {
-  constexpr int64_t kPrefetchBytes = 2048;
-  const int64_t ahead = std::max<int64_t>(1, kPrefetchBytes / (head_dim * int64_t{sizeof(float)}));
-  for (int64_t j = 0; j < len; ++j) {
-    const float* kj = k + j * kv_stride;
-    if (j + ahead < len) prefetch_row<3>(kj + ahead * kv_stride, head_dim);
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
-    scores[j] = s * scale;
-  }
+  const f32attn::Kernels& kern = f32attn::best();
+  kern.scores(qh, k, len, kv_stride, head_dim, scale, scores);
   softmax(scores, len);
-  std::fill(oh, oh + head_dim, 0.0f);
-  for (int64_t j = 0; j < len; ++j) {
-    const float* vj = v + j * kv_stride;
-    if (j + ahead < len) prefetch_row<3>(vj + ahead * kv_stride, head_dim);
-    const float p = scores[j];
-#pragma omp simd
-    for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vj[d];
-  }
+  kern.accum(scores, v, len, kv_stride, head_dim, oh);
 }
 
 }  // namespace

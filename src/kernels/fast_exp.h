@@ -3,8 +3,9 @@
 // and SwiGLU's silu(gate) · up, which inference and training share. std::exp
 // is a libm call per element (~7 ns: a decode token of llama-500m spent 3% of
 // its time in it); exp_approx is plain arithmetic, and fast_exp_avx512.cpp
-// does the same 16 lanes at a time. Inference keeps kernels::softmax
-// (std::exp) unchanged.
+// does the same 16 lanes at a time. Decode attention uses softmax_fast too
+// (ops.cpp, attend_row); prefill and the rest of inference keep
+// kernels::softmax (std::exp).
 #pragma once
 #include <cstdint>
 #include <cstring>

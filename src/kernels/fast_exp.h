@@ -4,7 +4,7 @@
 // is a libm call per element (~7 ns: a decode token of llama-500m spent 3% of
 // its time in it); exp_approx is plain arithmetic, and fast_exp_avx512.cpp
 // does the same 16 lanes at a time. Decode attention uses softmax_fast too
-// (ops.cpp, attend_row); prefill and the rest of inference keep
+// (attend_row in ops.cpp and attention_q8.cpp); prefill and the rest of inference keep
 // kernels::softmax (std::exp).
 #pragma once
 #include <cstdint>
